@@ -1,0 +1,25 @@
+"""The Hydra configs of cnnexp, shipped inside the package so `python -m cnnexp` finds them from anywhere.
+
+Importing this package registers the small OmegaConf resolvers the configs use (no other side effect):
+
+- `${cnnexp.unique:}`: `<pid>-<4 random hex>`, cached per config, so that two runs started in the same
+  microsecond (on one machine or several) never share a run folder.
+"""
+
+import os
+import secrets
+
+from omegaconf import OmegaConf
+
+
+def _unique() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def register_resolvers() -> None:
+    """Register the resolvers once (idempotent; `use_cache` keeps one value per config object)."""
+    if not OmegaConf.has_resolver("cnnexp.unique"):
+        OmegaConf.register_new_resolver("cnnexp.unique", _unique, use_cache=True)
+
+
+register_resolvers()

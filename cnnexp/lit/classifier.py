@@ -1,0 +1,120 @@
+"""ImageClassifier: the LightningModule that trains any network returning class logits.
+
+The network, the optimizer and the scheduler are injected (Hydra builds them from `model.net`,
+`optimizer` and `scheduler`, the last two with `_partial_: true`), so this file only holds the loop:
+one `model_step` shared by train, validation and test; torchmetrics accuracy; cross-entropy on logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+
+
+def accuracy_metrics(num_classes: int) -> MetricCollection:
+    """Top-1 accuracy `acc`, plus top-5 `acc_top5` when there are more than 5 classes."""
+    metrics: dict[str, MulticlassAccuracy] = {
+        "acc": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")}
+    if num_classes > 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics, compute_groups=False)
+
+
+class ImageClassifier(L.LightningModule):
+    """Classify images with an injected network; logs `{train,val,test}/{loss,acc[,acc_top5]}` and `val/acc_best`.
+
+    Args:
+        net: an nn.Module mapping images to logits, with `num_classes` (and `input_shape` `(C, H, W)`,
+            used for `example_input_array` so TensorBoard can draw the graph), e.g. KerasSequential.
+        optimizer: a partial optimizer, called with the parameters (`torch.optim.Adam` with `_partial_`).
+        scheduler: a partial LR scheduler called with the optimizer, stepped each epoch; `None` or an
+            empty mapping (what `scheduler: none` composes to) means a constant learning rate.
+        conv_impl: which convolution the net uses ("custom" | "naive" | "torch"). Recorded here so that
+            sweeps and the saved hyperparameters say `model.conv_impl`; the net config interpolates it.
+        init: the weight initialisation scheme of the net ("keras" | "torch"), recorded the same way.
+
+    Shape:
+        - Input: `(N, C, H, W)` float32 (0..255 when the net starts with a Rescaling layer).
+        - Output: logits `(N, K)`.
+    """
+
+    def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
+                 conv_impl: str = "custom", init: str = "keras") -> None:
+        super().__init__()
+        # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True); the run's
+        # saved config (config_resolved.yaml) describes the net, optimizer and scheduler.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = None if scheduler is None or (isinstance(scheduler, Mapping) and not scheduler) \
+            else scheduler
+        self.num_classes = int(net.num_classes)
+        input_shape = getattr(net, "input_shape", None)
+        if input_shape is not None:
+            self.example_input_array = torch.zeros(1, *input_shape)  # (1, C, H, W)
+
+        metrics = accuracy_metrics(self.num_classes)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run keeps its best
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits `(N, K)` for images `(N, C, H, W)`."""
+        return self.net(x)
+
+    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The step every stage shares: `(loss (), logits (N, K), targets (N,))`."""
+        x, y = batch  # (N, C, H, W), (N,)
+        logits = self(x)  # (N, K)
+        loss = F.cross_entropy(logits, y)
+        return loss, logits, y
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str,
+                     metrics: MetricCollection) -> torch.Tensor:
+        loss, logits, y = self.model_step(batch)
+        metrics.update(logits, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=stage != "test",
+                 sync_dist=stage != "train", batch_size=y.shape[0])
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=y.shape[0])
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return  # the sanity check's two batches must not count as the best accuracy
+        self.val_acc_best.update(self.val_metrics["acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities `(N, K)` (a batch may be `(x, y)` or just `x`)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.softmax(self(x), dim=1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1, "monitor": "val/loss"}}

@@ -1,0 +1,126 @@
+"""ImageClassifier on a tiny stand-in network: logged metrics, val/acc_best, schedulers, safe checkpoints."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+L = pytest.importorskip("lightning")
+
+from cnnexp.lit import ImageClassifier  # noqa: E402
+
+
+class TinyNet(nn.Module):
+    """Flatten + Linear with the attributes ImageClassifier reads from KerasSequential."""
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes = input_shape, num_classes
+        c, h, w = input_shape
+        self.fc = nn.Linear(c * h * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))  # (N, K)
+
+
+def loaders(num_classes: int, n: int = 96) -> tuple[DataLoader, DataLoader]:
+    """Linearly separable blobs: class k has a bright pixel k (so every class can be learned)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % num_classes
+    x = torch.rand(n, 1, 4, 4, generator=g)
+    x.view(n, -1)[torch.arange(n), y] += 3.0
+    ds = TensorDataset(x, y)
+    return DataLoader(ds, batch_size=16, shuffle=True, generator=g), DataLoader(ds, batch_size=32)
+
+
+class EpochRecorder(L.Callback):
+    """Records val/acc after each validation epoch (not during the sanity check)."""
+
+    def __init__(self) -> None:
+        self.val_acc: list[float] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.val_acc.append(float(pl_module.val_metrics["acc"].compute()))
+
+
+def make_trainer(tmp_path, epochs: int, callbacks=()) -> L.Trainer:
+    return L.Trainer(default_root_dir=tmp_path, max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
+                     enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
+                     enable_checkpointing=False)
+
+
+def make_module(num_classes: int, lr: float = 0.05, scheduler=None) -> ImageClassifier:
+    return ImageClassifier(TinyNet((1, 4, 4), num_classes), functools.partial(torch.optim.SGD, lr=lr),
+                           scheduler=scheduler)
+
+
+@pytest.mark.parametrize("num_classes, top5", [(3, False), (10, True)])
+def test_logs_every_metric_and_top5_only_above_five_classes(tmp_path, num_classes, top5):
+    L.seed_everything(0)
+    module = make_module(num_classes)
+    recorder = EpochRecorder()
+    trainer = make_trainer(tmp_path, epochs=3, callbacks=[recorder])
+    train, val = loaders(num_classes)
+    trainer.fit(module, train, val)
+    logged = set(trainer.callback_metrics)
+    for key in ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"]:
+        assert key in logged
+    assert ("train/acc_top5" in logged) == top5 and ("val/acc_top5" in logged) == top5
+    assert float(trainer.callback_metrics["val/acc_best"]) == pytest.approx(max(recorder.val_acc))
+    test = trainer.test(module, val, verbose=False)[0]
+    assert set(test) == {"test/loss", "test/acc"} | ({"test/acc_top5"} if top5 else set())
+    assert 0.0 <= test["test/acc"] <= 1.0
+
+
+def test_learns_and_best_is_a_running_max(tmp_path):
+    L.seed_everything(0)
+    module = make_module(4, lr=0.2)
+    recorder = EpochRecorder()
+    trainer = make_trainer(tmp_path, epochs=6, callbacks=[recorder])
+    train, val = loaders(4)
+    trainer.fit(module, train, val)
+    assert recorder.val_acc[-1] > 0.9  # separable data: a real learning check, not a smoke test
+    assert float(module.val_acc_best.compute()) == pytest.approx(max(recorder.val_acc))
+
+
+@pytest.mark.parametrize("scheduler, changes", [
+    (None, False),
+    ({}, False),  # what `scheduler: none` composes to
+    (functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5), True),
+])
+def test_scheduler_is_optional(tmp_path, scheduler, changes):
+    module = make_module(3, lr=0.1, scheduler=scheduler)
+    trainer = make_trainer(tmp_path, epochs=2)
+    trainer.fit(module, *loaders(3))
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert (lr != pytest.approx(0.1)) == changes
+    assert len(trainer.lr_scheduler_configs) == int(changes)
+
+
+def test_checkpoint_loads_with_weights_only_and_keeps_best(tmp_path):
+    module = make_module(3)
+    trainer = make_trainer(tmp_path, epochs=2)
+    trainer.fit(module, *loaders(3))
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    assert ckpt["hyper_parameters"] == {"conv_impl": "custom", "init": "keras"}
+    best = ckpt["state_dict"]["val_acc_best.max_value"]
+    assert float(best) == pytest.approx(float(module.val_acc_best.compute()))
+    fresh = make_module(3)
+    fresh.load_state_dict(ckpt["state_dict"])
+    x = torch.rand(5, 1, 4, 4)
+    torch.testing.assert_close(fresh(x), module(x))
+
+
+def test_example_input_and_predict_probabilities():
+    module = make_module(3)
+    assert module.example_input_array.shape == (1, 1, 4, 4)
+    probs = module.predict_step(torch.rand(2, 1, 4, 4), 0)
+    assert probs.shape == (2, 3)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2))
