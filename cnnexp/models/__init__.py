@@ -1,1 +1,10 @@
-"""See docs/architecture.md."""
+"""Network builders: the Keras-style Sequential stack, its summary and Keras weight import.
+
+See docs/architecture.md.
+"""
+
+from cnnexp.models.keras_weights import load_keras_weights
+from cnnexp.models.sequential import KerasSequential
+from cnnexp.models.summary import summary
+
+__all__ = ["KerasSequential", "load_keras_weights", "summary"]

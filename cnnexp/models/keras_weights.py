@@ -1,0 +1,126 @@
+"""Import weights that Keras 3 saved (`model.save_weights("x.weights.h5")` or `model.save("x.keras")`).
+
+Keras 3's HDF5 layout keys each layer by its snake-case class name and its rank among the model's layers
+of that class (conv2d, conv2d_1, ..., dense, dense_1, ...), whatever names the user gave:
+
+    layers/conv2d/vars/0   kernel (kH, kW, C_in, C_out)  ->  cnnexp Conv2D.weight (C_out, C_in, kH, kW)
+    layers/conv2d/vars/1   bias   (C_out,)
+    layers/dense/vars/0    kernel (in, out)              ->  cnnexp Dense.weight (out, in)
+    layers/dense/vars/1    bias   (out,)
+
+KerasSequential names its layers the same way, so layers match by name. A `.keras` file is a zip archive
+whose `model.weights.h5` member has this layout. Only numeric arrays are read (h5py); nothing is unpickled.
+Dense kernels port unchanged because cnnexp's Flatten uses Keras's channels-last order by default.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from cnnexp.errors import ConfigError, DataError, ShapeError
+from cnnexp.layers import Conv2D, Dense, Layer
+
+if TYPE_CHECKING:
+    from cnnexp.models.sequential import KerasSequential
+
+ARCHIVE_MEMBER = "model.weights.h5"
+
+
+def _read_h5(source: str | io.BytesIO, where: str) -> dict[str, list[np.ndarray]]:
+    """{layer key: [vars/0, vars/1, ...]} for every layer of the file that has weights."""
+    import h5py
+
+    try:
+        f = h5py.File(source, "r")
+    except OSError as e:
+        raise DataError(f"{where} is not an HDF5 file that Keras 3 wrote ({e}); save it with "
+                        f"model.save_weights('model.weights.h5') or model.save('model.keras')") from None
+    with f:
+        if "layers" not in f:
+            raise DataError(f"{where} has no 'layers' group, so it is not a Keras 3 weights file (found "
+                            f"{sorted(f.keys())}); Keras 2 .h5 files are not supported, re-save with Keras 3")
+        weights: dict[str, list[np.ndarray]] = {}
+        for key, group in f["layers"].items():
+            if "layers" in group:
+                raise DataError(f"{where}: layer {key!r} is a nested model; only flat Sequential models load")
+            vars_ = group.get("vars", {})
+            arrays = [np.asarray(vars_[i][()]) for i in sorted(vars_.keys(), key=int)]
+            if arrays:
+                weights[key] = arrays
+        return weights
+
+
+def read_keras_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """Read a `.weights.h5` file or a `.keras` archive into {layer key: [arrays in Keras layout]}.
+
+    Raises:
+        DataError: the file is missing, or not in a Keras 3 format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Keras weights file {path} does not exist; pass the path of a .weights.h5 or .keras file")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            if ARCHIVE_MEMBER not in zf.namelist():
+                raise DataError(f"{path} is a zip archive without {ARCHIVE_MEMBER} (it has {zf.namelist()}); "
+                                f"save the model with Keras 3's model.save('model.keras')")
+            data = io.BytesIO(zf.read(ARCHIVE_MEMBER))
+        return _read_h5(data, f"{path}:{ARCHIVE_MEMBER}")
+    return _read_h5(str(path), str(path))
+
+
+def _keras_shapes(layer: Layer) -> list[tuple[int, ...]]:
+    """The shapes Keras stores for `layer`: kernel in Keras layout, then bias if any."""
+    if isinstance(layer, Conv2D):
+        kernel = tuple(layer.weight.permute(2, 3, 1, 0).shape)  # (kH, kW, C_in, C_out)
+    elif isinstance(layer, Dense):
+        kernel = tuple(layer.weight.t().shape)  # (in, out)
+    else:
+        raise ConfigError(f"layer {layer.label} has parameters but no Keras weight mapping")
+    return [kernel] + ([tuple(layer.bias.shape)] if layer.bias is not None else [])
+
+
+def _to_torch_layout(layer: Layer, kernel: np.ndarray) -> torch.Tensor:
+    k = torch.from_numpy(np.ascontiguousarray(kernel))
+    return k.permute(3, 2, 0, 1) if isinstance(layer, Conv2D) else k.t()  # (C_out, C_in, kH, kW) | (out, in)
+
+
+def _describe(shapes: dict[str, list[tuple[int, ...]]]) -> str:
+    return ", ".join(f"{k} {' + '.join(map(str, v))}" for k, v in shapes.items()) or "none"
+
+
+def load_keras_weights(model: KerasSequential, path: str | Path) -> None:
+    """Copy the weights of a Keras 3 `.weights.h5` / `.keras` file into `model`, in place.
+
+    The Keras model must have the same layers with weights, in the same order and with the same shapes
+    (it was built for the same input shape and class count). Nothing is copied unless everything matches.
+
+    Raises:
+        DataError: unreadable file. ConfigError: the layer lists differ. ShapeError: a weight's shape differs.
+    """
+    stored = read_keras_weights(path)
+    ours = {layer.name: layer for layer in model.layers if any(True for _ in layer.parameters())}
+    expected = {name: _keras_shapes(layer) for name, layer in ours.items()}
+    found = {name: [tuple(a.shape) for a in arrays] for name, arrays in stored.items()}
+    if set(found) != set(expected):
+        raise ConfigError(
+            f"the layers with weights in {path} do not match the model's: file has [{_describe(found)}], model "
+            f"has [{_describe(expected)}] (Keras shapes); build the same architecture on both sides"
+        )
+    for name, shapes in expected.items():
+        if found[name] != shapes:
+            raise ShapeError(f"layer {ours[name].label}: {path} holds weights of shapes {found[name]} but the model "
+                             f"needs {shapes} (Keras layout); build the model for the same input_shape, "
+                             f"num_classes and layer sizes")
+    with torch.no_grad():
+        for name, layer in ours.items():
+            kernel, *rest = stored[name]
+            layer.weight.copy_(_to_torch_layout(layer, kernel))
+            if rest:
+                layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(rest[0])))
