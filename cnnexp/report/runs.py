@@ -1,0 +1,128 @@
+"""Find the runs of a sweep folder and load what each one saved: overrides, config and scalar curves.
+
+A run is any folder with a `.hydra/overrides.yaml` (Hydra writes one per job); a sweep folder holds one run per
+job number (`0/`, `1/`, ...). The scalars come from every TensorBoard event file under the run folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from cnnexp.errors import DataError
+
+# (step, wall_time, value) of one logged scalar
+Point = tuple[int, float, float]
+
+
+@dataclass
+class Run:
+    """One finished (or failed) job of a sweep.
+
+    Attributes:
+        name: the run folder relative to the sweep folder (the job number for Hydra sweeps).
+        path: the run folder.
+        overrides: the command-line overrides of this job, `{"optimizer.lr": "0.001", "model": "tiny_cnn"}`.
+        config: the composed config the job ran with (a plain dict; empty if `.hydra/config.yaml` is missing).
+        scalars: every scalar tag's points sorted by step (a resumed run's later points win on equal steps).
+    """
+
+    name: str
+    path: Path
+    overrides: dict[str, str]
+    config: dict[str, Any] = field(default_factory=dict)
+    scalars: dict[str, list[Point]] = field(default_factory=dict)
+
+    def final(self, tag: str) -> float | None:
+        """The last logged value of `tag` (by step), or None if the run never logged it."""
+        points = self.scalars.get(tag)
+        return points[-1][2] if points else None
+
+    def best(self, tag: str, maximize: bool = True) -> float | None:
+        """The largest (or smallest) logged value of `tag`, or None."""
+        values = [v for _, _, v in self.scalars.get(tag, [])]
+        if not values:
+            return None
+        return max(values) if maximize else min(values)
+
+
+def parse_overrides(lines: list[str]) -> dict[str, str]:
+    """`["optimizer.lr=0.001", "+hparams_search=x", "~callbacks.a"]` -> `{"optimizer.lr": "0.001", ...}`.
+
+    A leading `+`, `++` or `~` is dropped from the key; a deletion (`~key`) maps to `"~"`.
+    """
+    parsed: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = str(line).partition("=")
+        if key.startswith("~"):
+            parsed[key.lstrip("~")] = value if sep else "~"
+        else:
+            parsed[key.lstrip("+")] = value
+    return parsed
+
+
+def _run_sort_key(name: str) -> tuple:
+    """Numeric job folders in numeric order (2 before 10), anything else by name after them."""
+    parts = Path(name).parts
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def find_run_dirs(sweep_dir: Path) -> list[Path]:
+    """Every folder under `sweep_dir` (itself included) that holds `.hydra/overrides.yaml`, in job order.
+
+    Raises:
+        DataError: the folder does not exist or holds no runs.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise DataError(f"{sweep_dir} is not a folder: pass a sweep folder such as outputs/multirun/<time>")
+    dirs = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")})
+    if not dirs:
+        raise DataError(
+            f"no runs found under {sweep_dir}: expected run folders with a .hydra/overrides.yaml inside, "
+            "as written by `python -m cnnexp -m ...` into outputs/multirun/<time>"
+        )
+    return sorted(dirs, key=lambda d: _run_sort_key(d.relative_to(sweep_dir).as_posix()))
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[Point]]:
+    """All scalars of every TensorBoard event file under `run_dir`, merged and sorted by step.
+
+    Shape:
+        returns `{tag: [(step, wall_time, value), ...]}`; for a step logged twice (a resumed run) the
+        point written last (largest wall time) is kept.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    latest: dict[str, dict[int, tuple[float, float]]] = {}
+    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(
+            str(path),
+            size_guidance={"scalars": 0, "images": 1, "histograms": 1, "tensors": 1, "audio": 1, "compressedHistograms": 1},
+        )
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            steps = latest.setdefault(tag, {})
+            for event in acc.Scalars(tag):
+                if event.step not in steps or event.wall_time >= steps[event.step][0]:
+                    steps[event.step] = (event.wall_time, float(event.value))
+    return {tag: [(s, w, v) for s, (w, v) in sorted(points.items())] for tag, points in latest.items()}
+
+
+def load_run(run_dir: Path, sweep_dir: Path) -> Run:
+    """Read one run folder: `.hydra/overrides.yaml`, `.hydra/config.yaml` and its event files."""
+    hydra_dir = run_dir / ".hydra"
+    overrides = OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or []
+    config_path = hydra_dir / "config.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False) if config_path.exists() else {}
+    name = run_dir.relative_to(sweep_dir).as_posix() if run_dir != sweep_dir else run_dir.name
+    return Run(name, run_dir, parse_overrides(list(overrides)), dict(config or {}), read_scalars(run_dir))
+
+
+def load_runs(sweep_dir: Path) -> list[Run]:
+    """Every run of a sweep folder, in job order (see `find_run_dirs`)."""
+    sweep_dir = Path(sweep_dir)
+    return [load_run(d, sweep_dir) for d in find_run_dirs(sweep_dir)]

@@ -1,0 +1,185 @@
+"""cnnexp.report on sweep folders made of real files: Hydra's .hydra/*.yaml and TensorBoard event files.
+
+The fast tests write the event files with torch's SummaryWriter (what Lightning's TensorBoardLogger uses);
+the slow test in tests/test_sweeps.py runs the report on a real `python -m cnnexp -m` sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnnexp.errors import DataError
+from cnnexp.report import build_report
+from cnnexp.report.runs import find_run_dirs, parse_overrides, read_scalars
+
+
+def write_run(run_dir: Path, overrides: list[str], curves: dict[str, list[float]], config: dict | None = None) -> None:
+    """A run folder as Hydra and Lightning leave it: .hydra/{overrides,config}.yaml and tensorboard/events.*
+
+    `curves[tag][i]` is logged at step 10 * (i + 1), with Lightning's `epoch` scalar i alongside.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config or {"optimized_metric": "val/acc_best"}))
+    if not curves:
+        return  # a failed job: config saved, nothing logged
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    n = max(len(v) for v in curves.values())
+    for i in range(n):
+        writer.add_scalar("epoch", float(i), 10 * (i + 1))
+        for tag, values in curves.items():
+            if i < len(values):
+                writer.add_scalar(tag, values[i], 10 * (i + 1))
+    writer.close()
+
+
+def curves_for(accs: list[float], test_acc: float) -> dict[str, list[float]]:
+    best = [max(accs[: i + 1]) for i in range(len(accs))]
+    return {"val/acc": accs, "val/acc_best": best, "val/loss": [1 - a for a in accs], "test/acc": [test_acc]}
+
+
+# run folder -> (overrides, val/acc per epoch, test/acc); job 3 failed before logging anything
+SWEEP = {
+    "0": (["data=digits", "optimizer.lr=0.001", "model.conv_impl=custom"], [0.5, 0.7, 0.6], 0.65),
+    "1": (["data=digits", "optimizer.lr=0.0003", "model.conv_impl=custom"], [0.4, 0.9, 0.8], 0.85),
+    "2": (["data=digits", "optimizer.lr=0.001", "model.conv_impl=torch"], [0.3, 0.5, 0.55], 0.5),
+    "3": (["data=digits", "optimizer.lr=0.0003", "model.conv_impl=torch"], None, None),
+}
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    root = tmp_path / "multirun" / "2026-01-01_00-00-00"
+    for name, (overrides, accs, test_acc) in SWEEP.items():
+        write_run(root / name, overrides, curves_for(accs, test_acc) if accs else {})
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+    return root
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table_has_one_row_per_run_sorted_by_val_acc_best(sweep):
+    report = build_report(sweep)
+    rows = read_csv(report.csv_path)
+    assert [r["run"] for r in rows] == ["1", "0", "2", "3"]  # best val/acc_best 0.9, 0.7, 0.55, failed last
+    assert list(rows[0]) == ["run", "optimizer.lr", "model.conv_impl", "val/acc_best", "val/acc", "test/acc", "val/loss"]
+    assert report.table.common == {"data": "digits"}
+    for row in rows[:3]:
+        _, accs, test_acc = SWEEP[row["run"]]
+        assert float(row["val/acc"]) == pytest.approx(accs[-1])  # final
+        assert float(row["val/acc_best"]) == pytest.approx(max(accs))
+        assert float(row["test/acc"]) == pytest.approx(test_acc)
+        assert float(row["val/loss"]) == pytest.approx(1 - accs[-1])
+    assert rows[3]["val/acc"] == "" and rows[3]["model.conv_impl"] == "torch"
+
+
+def test_markdown_and_plot_are_written(sweep, tmp_path):
+    from matplotlib.image import imread
+
+    out = tmp_path / "report"
+    report = build_report(sweep, out_dir=out)
+    assert report.markdown_path.parent == out
+    lines = [line for line in report.markdown.splitlines() if line.startswith("|")]
+    assert len(lines) == 2 + len(SWEEP)  # header, separator, one row per run
+    assert lines[2].startswith("| 1 | 0.0003 | custom | 0.9000 |")
+    assert "`data=digits`" in report.markdown_path.read_text()
+    image = imread(report.plot_path)  # (H, W, 4) from an 8x5 inch, 100 dpi PNG
+    assert report.plot_path.name == "val_acc.png" and image.shape[:2] == (500, 800)
+
+
+@pytest.mark.parametrize(
+    "metric,minimize,order",
+    [
+        ("val/loss", None, ["1", "0", "2", "3"]),  # a loss sorts smallest first by default: 0.2, 0.4, 0.45
+        ("test/acc", None, ["1", "0", "2", "3"]),
+        ("test/acc", True, ["2", "0", "1", "3"]),
+        ("val/acc", None, ["1", "0", "2", "3"]),
+    ],
+)
+def test_sort_metric_and_direction(sweep, metric, minimize, order):
+    report = build_report(sweep, metric=metric, maximize=None if minimize is None else not minimize)
+    assert [row[0] for row in report.table.rows] == order
+    assert report.table.columns[3] == metric  # the sort metric comes first after the swept keys
+
+
+def test_val_acc_best_falls_back_to_the_max_of_val_acc(tmp_path):
+    write_run(tmp_path / "0", ["optimizer.lr=0.1"], {"val/acc": [0.2, 0.6, 0.4]})
+    write_run(tmp_path / "1", ["optimizer.lr=0.2"], {"val/acc": [0.5, 0.5]})
+    rows = read_csv(build_report(tmp_path).csv_path)
+    assert [(r["run"], float(r["val/acc_best"])) for r in rows] == [("0", pytest.approx(0.6)), ("1", pytest.approx(0.5))]
+
+
+def test_a_resumed_run_merges_event_files_and_later_points_win(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    write_run(tmp_path, ["seed=1"], {"val/acc": [0.1, 0.2]})  # steps 10, 20
+    time.sleep(0.01)
+    writer = SummaryWriter(str(tmp_path / "tensorboard"), filename_suffix=".resumed")
+    writer.add_scalar("val/acc", 0.25, 20)
+    writer.add_scalar("val/acc", 0.3, 30)
+    writer.close()
+    points = read_scalars(tmp_path)["val/acc"]
+    assert [(s, pytest.approx(v)) for s, _, v in points] == [(10, 0.1), (20, 0.25), (30, 0.3)]
+    assert build_report(tmp_path).table.rows[0][0] == tmp_path.name  # a single run folder is a one-row report
+
+
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        (["a.b=1", "c=x,y"], {"a.b": "1", "c": "x,y"}),
+        (["+hparams_search=digits_optuna", "++trainer.max_epochs=2"], {"hparams_search": "digits_optuna", "trainer.max_epochs": "2"}),
+        (["~callbacks.early_stopping"], {"callbacks.early_stopping": "~"}),
+        (["model.net.layers.0.filters=8"], {"model.net.layers.0.filters": "8"}),
+    ],
+)
+def test_parse_overrides(lines, expected):
+    assert parse_overrides(lines) == expected
+
+
+def test_job_folders_in_numeric_order(tmp_path):
+    for name in ["10", "2", "1"]:
+        write_run(tmp_path / name, [f"seed={name}"], {})
+    assert [d.name for d in find_run_dirs(tmp_path)] == ["1", "2", "10"]
+
+
+@pytest.mark.parametrize("make", [lambda p: p, lambda p: p / "missing"])
+def test_no_runs_is_a_clear_error(tmp_path, make):
+    (tmp_path / "3").mkdir()  # a folder without .hydra is not a run
+    with pytest.raises(DataError, match="no runs found|not a folder"):
+        build_report(make(tmp_path))
+
+
+def test_cli_prints_error_and_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cnnexp.report", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no runs found") and "Traceback" not in proc.stderr
+
+
+def test_cli_writes_the_report(sweep):
+    proc = subprocess.run([sys.executable, "-m", "cnnexp.report", str(sweep)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "| run | optimizer.lr | model.conv_impl | val/acc_best |" in proc.stdout
+    assert all((sweep / name).exists() for name in ["report.md", "report.csv", "val_acc.png"])
+
+
+def test_curves_use_epochs_when_logged(sweep):
+    from cnnexp.report.plot import curve
+    from cnnexp.report.runs import load_run
+
+    run = load_run(sweep / "1", sweep)
+    xs, ys, axis = curve(run, "val/acc")
+    assert axis == "epoch" and xs == [1, 2, 3] and ys == pytest.approx(SWEEP["1"][1])
+    del run.scalars["epoch"]
+    assert curve(run, "val/acc")[0] == [10, 20, 30] and curve(run, "val/acc")[2] == "step"
