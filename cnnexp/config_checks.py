@@ -1,0 +1,205 @@
+"""check_config: the early, whole-config pass that turns a bad value into a ConfigError naming the key and the fix.
+
+It runs on the composed config before anything is built, so `python -m cnnexp data.batch_size=-1` fails in
+milliseconds with `error: data.batch_size=-1 is invalid: expected a positive integer ...` (exit 2) rather than
+deep inside a DataLoader. The checks are two tables: `RULES` for fixed keys and `LAYER_RULES` for the arguments
+of each entry of `model.net.layers`. A key that is absent is not checked (other groups and presets may omit it);
+the layers validate their own arguments again when they are constructed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cnnexp.errors import ConfigError
+
+_ABSENT = object()
+
+
+# -- predicates: value -> bool ---------------------------------------------------------------------------------
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def positive_int(v: Any) -> bool:
+    return _is_int(v) and v >= 1
+
+
+def nonneg_int(v: Any) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def positive_number(v: Any) -> bool:
+    return _is_number(v) and v > 0 and v == v and v != float("inf")
+
+
+def nonneg_number(v: Any) -> bool:
+    return _is_number(v) and v >= 0 and v == v and v != float("inf")
+
+
+def fraction(v: Any) -> bool:
+    """A number in [0, 1)."""
+    return _is_number(v) and 0 <= v < 1
+
+
+def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """`check`, or None."""
+    return lambda v: v is None or check(v)
+
+
+def positive_pair(v: Any) -> bool:
+    """A positive int or a list/tuple of two positive ints (kernel sizes, strides, pool sizes)."""
+    if isinstance(v, (list, tuple)):
+        return len(v) == 2 and all(positive_int(x) for x in v)
+    return positive_int(v)
+
+
+def padding(v: Any) -> bool:
+    if isinstance(v, str):
+        return v in ("valid", "same")
+    if isinstance(v, (list, tuple)):
+        return len(v) == 2 and all(nonneg_int(x) for x in v)
+    return nonneg_int(v)
+
+
+def epochs(v: Any) -> bool:
+    """Lightning's max_epochs / max_steps: None, -1 (no limit) or >= 1."""
+    return v is None or v == -1 and _is_int(v) or positive_int(v)
+
+
+def batch_limit(v: Any) -> bool:
+    """Lightning's limit_*_batches: an int >= 0 (batches) or a float in [0, 1] (fraction)."""
+    return v is None or nonneg_int(v) or isinstance(v, float) and 0.0 <= v <= 1.0
+
+
+def fast_dev_run(v: Any) -> bool:
+    return isinstance(v, bool) or nonneg_int(v)
+
+
+def one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[Any], bool]:
+    return lambda v: v in choices()
+
+
+def conv_impls() -> tuple[str, ...]:
+    from cnnexp.functional import CONV_IMPLS
+
+    return tuple(sorted(CONV_IMPLS))
+
+
+def init_schemes() -> tuple[str, ...]:
+    from cnnexp.layers.init import INIT_SCHEMES
+
+    return tuple(INIT_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check: `ok(value)` must hold for `key`; otherwise the message says `expect` and suggests `example`."""
+
+    key: str
+    ok: Callable[[Any], bool]
+    expect: str
+    example: str
+    choices: Callable[[], tuple[str, ...]] | None = None  # for "one of": listed in the message
+
+
+def _choice(key: str, choices: Callable[[], tuple[str, ...]], example: str) -> Rule:
+    return Rule(key, one_of(choices), "one of", example, choices)
+
+
+POS_INT, POS_NUM = "a positive integer", "a number > 0"
+RULES: tuple[Rule, ...] = (
+    Rule("seed", optional(_is_int), "an integer (or null for a random seed)", "42"),
+    Rule("data.batch_size", positive_int, POS_INT, "32"),
+    Rule("data.num_workers", nonneg_int, "an integer >= 0", "0"),
+    Rule("data.val_fraction", fraction, "a number in [0, 1)", "0.15"),
+    Rule("data.test_fraction", fraction, "a number in [0, 1)", "0.15"),
+    Rule("data.validation_split", fraction, "a number in [0, 1)", "0.2"),
+    Rule("optimizer.lr", positive_number, POS_NUM, "0.001"),
+    Rule("optimizer.weight_decay", nonneg_number, "a number >= 0", "0.0"),
+    Rule("optimizer.momentum", nonneg_number, "a number >= 0", "0.9"),
+    Rule("trainer.max_epochs", epochs, "an integer >= 1 (or -1 for no limit)", "20"),
+    Rule("trainer.min_epochs", optional(nonneg_int), "an integer >= 0", "1"),
+    Rule("trainer.max_steps", epochs, "an integer >= 1 (or -1 for no limit)", "-1"),
+    Rule("trainer.gradient_clip_val", optional(nonneg_number), "null or a number >= 0", "1.0"),
+    Rule("trainer.accumulate_grad_batches", positive_int, POS_INT, "1"),
+    Rule("trainer.check_val_every_n_epoch", optional(positive_int), POS_INT, "1"),
+    Rule("trainer.log_every_n_steps", positive_int, POS_INT, "10"),
+    Rule("trainer.fast_dev_run", fast_dev_run, "true/false or a number of batches >= 0", "true"),
+    *(Rule(f"trainer.limit_{s}_batches", batch_limit, "an int >= 0 (batches) or a float in [0, 1] (fraction)",
+           "0.2") for s in ("train", "val", "test")),
+    Rule("model.dropout", fraction, "a number in [0, 1)", "0.2"),
+    _choice("model.conv_impl", conv_impls, "custom"),
+    _choice("model.init", init_schemes, "keras"),
+    _choice("model.net.conv_impl", conv_impls, "custom"),
+    _choice("model.net.init", init_schemes, "keras"),
+)
+
+# Arguments of one entry of model.net.layers (Keras names); checked in every layer that has them.
+LAYER_RULES: tuple[Rule, ...] = (
+    Rule("filters", positive_int, POS_INT, "32"),
+    Rule("units", optional(positive_int), "a positive integer (null: the number of classes)", "128"),
+    Rule("kernel_size", positive_pair, "a positive integer or a pair of them", "3"),
+    Rule("pool_size", positive_pair, "a positive integer or a pair of them", "2"),
+    Rule("strides", optional(positive_pair), "a positive integer or a pair of them", "1"),
+    Rule("dilation_rate", positive_pair, "a positive integer or a pair of them", "1"),
+    Rule("padding", padding, '"valid", "same", or an integer (pair) >= 0', "valid"),
+    Rule("rate", fraction, "a number in [0, 1)", "0.5"),
+    _choice("conv_impl", conv_impls, "custom"),
+)
+
+
+def _select(cfg: Any, key: str) -> Any:
+    """The resolved value at `key`, or _ABSENT (missing key, `???`, or an interpolation that cannot resolve here)."""
+    from omegaconf import OmegaConf
+
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    except Exception:
+        return _ABSENT
+
+
+def _problem(rule: Rule, key: str, value: Any, what: str = "") -> str | None:
+    try:
+        if rule.ok(value):
+            return None
+    except ImportError:  # the module that lists the choices is not importable: the constructor checks later
+        return None
+    expect = f"one of {list(rule.choices())}" if rule.choices else rule.expect
+    return f"{key}={value!r}{what} is invalid: expected {expect}. Fix: e.g. {key}={rule.example}"
+
+
+def config_problems(cfg: Any) -> list[str]:
+    """Every problem `check_config` would report, one message per bad key (empty when the config is fine)."""
+    problems = [_problem(r, r.key, v) for r in RULES if (v := _select(cfg, r.key)) is not _ABSENT]
+    layers = _select(cfg, "model.net.layers")
+    if isinstance(layers, list):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, dict):
+                continue
+            name = str(layer.get("_target_", "layer")).rsplit(".", 1)[-1]
+            problems += [_problem(r, f"model.net.layers[{i}].{r.key}", layer[r.key], f" ({name})")
+                         for r in LAYER_RULES if r.key in layer]
+    return [p for p in problems if p is not None]
+
+
+def check_config(cfg: Any) -> None:
+    """Raise ConfigError for the first wrong type or value in the composed config (all problems are listed).
+
+    Args:
+        cfg: the composed Hydra config (a DictConfig).
+
+    Raises:
+        ConfigError: `"<key>=<value> is invalid: expected ... Fix: e.g. <key>=<example>"`, one line per bad key.
+    """
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems) if len(problems) == 1 else
+                          f"{len(problems)} config values are invalid:\n  " + "\n  ".join(problems))

@@ -1,0 +1,1 @@
+"""Reliability tests: bad config, checkpoints, NaN guard, interruption, safety (issue 5)."""
