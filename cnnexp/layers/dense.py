@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnexp.errors import ShapeError
 from cnnexp.layers import activations
 from cnnexp.layers.base import Layer, Shape
 from cnnexp.layers.checks import positive_int
@@ -40,8 +39,8 @@ class Dense(Layer):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if self.units is None:
-            raise ShapeError(f"layer {self.label} has units=None, which only KerasSequential resolves (to "
-                             f"num_classes); give units an integer to build it alone")
+            raise self.shape_error(input_shape, "units=None marks the output layer, whose size only "
+                                   "KerasSequential sets (to num_classes); give units an integer to build it alone")
         self.require_rank(input_shape, 1, "(features,); put a Flatten before Dense")
         return (self.units,)
 
