@@ -103,14 +103,14 @@ def index_directory(data_dir: str, class_names: Sequence[str] | None = None,
                     skipped.append(relative)
         if count == 0:
             empty.append(name)
-    warn_files("non-image", skipped, data_dir,
+    warn_files("non-image file", skipped, data_dir,
                f"were skipped (only {', '.join(formats)} files are read)")
     if not paths:
         raise DataError(f"image folder {data_dir!r} contains no images ({', '.join(formats)}) in its class "
                         f"folders {list(class_names)}. Expected layout: {LAYOUT}.")
     if empty:
-        warn_files("empty class", [f"{n}/" for n in empty], data_dir,
-                   "have no images; the classes are kept (same class indices as Keras) but never trained")
+        warn_files("class folder", [f"{n}/" for n in empty], data_dir,
+                   "without images (kept as classes, with the same indices as Keras, but never trained)")
     return FolderIndex(paths, labels, list(class_names))
 
 

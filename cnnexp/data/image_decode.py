@@ -27,9 +27,9 @@ def _to_8bit(image):
 
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         array = np.asarray(image, dtype=np.int64)
-        return Image.fromarray((np.clip(array, 0, 65535) >> 8).astype(np.uint8), mode="L")
+        return Image.fromarray((np.clip(array, 0, 65535) >> 8).astype(np.uint8))
     if image.mode == "F":
-        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
     return image
 
 

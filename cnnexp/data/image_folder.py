@@ -83,7 +83,7 @@ class ImageFolderDataModule(BaseDataModule):
         decoded = cached_decode(index.paths, self.image_size, self.color_mode, self.cache_file(name),
                                 self.decode_threads)
         root = self.test_dir if name == "test" else self.data_dir
-        warn_files("unreadable image", [os.path.relpath(p, root) for p in decoded.bad], root,
+        warn_files("unreadable image file", [os.path.relpath(p, root) for p in decoded.bad], root,
                    "were skipped (zero bytes, truncated or corrupt)")
         return decoded.images, torch.tensor(index.labels, dtype=torch.int64), decoded.ok
 

@@ -16,9 +16,16 @@ def name_list(names: Sequence[str], limit: int = 10) -> str:
     return shown if len(names) <= limit else f"{shown}, ... (and {len(names) - limit} more)"
 
 
-def warn_files(what: str, names: Sequence[str], where: str, consequence: str) -> None:
-    """Warn once about `len(names)` files, e.g. `skipped 2 non-image files in /d: a.txt, b.csv (...)`."""
+def warn_files(noun: str, names: Sequence[str], where: str, consequence: str) -> None:
+    """Warn once about all `names`, e.g. `2 non-image files in /d were skipped (...): a/x.txt, b/y.csv`.
+
+    Args:
+        noun: singular noun phrase ("non-image file"); an "s" is added for several.
+        names: the files or folders, relative to `where`.
+        where: the folder searched.
+        consequence: what happens to them ("were skipped ...").
+    """
     if names:
-        noun = "file" if len(names) == 1 else "files"
-        warnings.warn(f"{len(names)} {what} {noun} in {where} {consequence}: {name_list(list(names))}",
+        plural = "" if len(names) == 1 else "s"
+        warnings.warn(f"{len(names)} {noun}{plural} in {where} {consequence}: {name_list(list(names))}",
                       DataWarning, stacklevel=3)

@@ -17,12 +17,12 @@ def write_image(path: Path, size=(24, 32), mode: str = "RGB", value: int | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "I;16":
         array = rng.integers(0, 65536, (h, w), dtype=np.uint16) if value is None else np.full((h, w), value, np.uint16)
-        Image.fromarray(array, mode="I;16").save(path)
+        Image.fromarray(array).save(path)
         return path
     channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
     array = rng.integers(0, 256, (h, w, channels), dtype=np.uint8) if value is None else \
         np.full((h, w, channels), value, np.uint8)
-    Image.fromarray(array.squeeze(-1) if channels == 1 else array, mode=mode).save(path)
+    Image.fromarray(array.squeeze(-1) if channels == 1 else array).save(path)
     return path
 
 
@@ -40,3 +40,15 @@ def image_tree(tmp_path: Path):
     def factory(counts: dict[str, int], size=(24, 32), suffix: str = ".jpg", name: str = "photos") -> Path:
         return make_tree(tmp_path / name, counts, size, suffix)
     return factory
+
+
+@pytest.fixture(name="write_image")
+def write_image_fixture():
+    """The `write_image(path, size, mode, value, seed)` helper."""
+    return write_image
+
+
+@pytest.fixture(name="make_tree")
+def make_tree_fixture():
+    """The `make_tree(root, counts, size, suffix)` helper."""
+    return make_tree
