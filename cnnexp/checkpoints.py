@@ -15,7 +15,6 @@ import functools
 import inspect
 import os
 import pathlib
-import pickle
 import tempfile
 import typing
 import warnings
@@ -87,17 +86,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         with torch.serialization.safe_globals(list(safe_globals())), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure becomes "unsafe" or "corrupt", naming the file
         blocked = _blocked_globals(path)
-        if blocked or "weights_only" in str(exc).lower() or "global" in str(exc).lower():
-            what = ", ".join(blocked) if blocked else str(exc).splitlines()[0]
+        if blocked or "Unsupported global" in str(exc):
+            what = ", ".join(blocked) if blocked else str(exc).split("Unsupported global:")[-1].split("\n")[0].strip()
             raise UnsafeCheckpointError(
                 f"refused to load {path}: it asks to run or rebuild {what}, which is not a tensor or plain data "
                 f"(torch.load weights_only=True). Only load checkpoints you trust; if this is your own file and the "
                 f"class is harmless, add it to cnnexp.checkpoints.safe_globals()."
             ) from exc
-        raise _corrupt(path, exc) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise _corrupt(path, exc) from exc
 
 
