@@ -150,3 +150,23 @@ def test_state_dict_round_trip_rebuilds_the_same_network():
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(a(x), b(x))
     assert "layers.1.weight" in a.state_dict() and "layers.9.bias" in a.state_dict()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("impl", ["custom", "naive"])
+def test_lecture_model_on_cuda_matches_the_torch_conv(monkeypatch, impl):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare exact float32 math
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    torch.manual_seed(0)
+    net = KerasSequential(lecture_layers(), (3, 16, 16), 5, init="torch").cuda()
+    x = torch.rand(4, 3, 16, 16, device="cuda") * 255
+    outputs = {}
+    for name in (impl, "torch"):
+        net.conv_impl = name
+        net.zero_grad()
+        y = net(x)
+        y.square().sum().backward()
+        outputs[name] = (y.detach(), net.layers[1].weight.grad.clone())
+    for got, want in zip(outputs[impl], outputs["torch"]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
