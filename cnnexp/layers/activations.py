@@ -5,7 +5,7 @@ and the feature axis of (N, F) (Keras's last axis in channels-last data); `leaky
 negative slope 0.2 (PyTorch's default is 0.01); `gelu` is the exact (erf) form, Keras's default.
 
 Example:
-    >>> get("relu")(torch.tensor([-1.0, 2.0]))
+    >>> get("relu")(torch.tensor([-1.0, 2.0]))  # doctest: +NORMALIZE_WHITESPACE
     tensor([0., 2.])
 """
 

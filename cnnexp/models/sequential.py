@@ -73,8 +73,8 @@ class KerasSequential(nn.Module):
     Example:
         >>> from cnnexp.layers import Conv2D, MaxPool2D, Flatten, Dense
         >>> net = KerasSequential([Conv2D(8, 3), MaxPool2D(), Flatten(), Dense(None)], (1, 8, 8), 10)
-        >>> net.count_params()
-        170
+        >>> net.count_params()  # conv 8*9+8, dense (8*3*3)*10+10
+        810
     """
 
     def __init__(

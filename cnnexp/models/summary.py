@@ -17,11 +17,12 @@ def summary(model: KerasSequential) -> str:
 
     Output shapes are channels-first with the batch axis as None: (None, 16, 180, 180).
 
-    Example:
-        >>> print(summary(net))   # doctest: +SKIP
-        Model: "KerasSequential"  input (None, 3, 180, 180), channels-first
-        Layer (type)               Output Shape              Param #
+    Example (the lecture model on 180x180x3, 5 classes; shortened):
+        Model: "KerasSequential"  input (None, 3, 180, 180), channels-first, conv_impl=custom, init=keras
+        Layer (type)                 Output Shape            Param #
+        conv2d (Conv2D)              (None, 16, 180, 180)        448
         ...
+        dense_1 (Dense)              (None, 5)                   645
         Total params: 3,989,285
     """
     rows = [("Layer (type)", "Output Shape", "Param #")]
