@@ -4,35 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from cnnexp.data.base import BaseDataModule, check_fraction
+from cnnexp.data.splits import stratified_split
 from cnnexp.data.tensor_dataset import ImageTensorDataset
 
 DIGITS_SCALE = 255.0 / 16.0  # load_digits pixels are 0..16; the model's Rescaling expects 0..255
-
-
-def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split indices into (train, val, test), stratified by label, fixed by `seed`.
-
-    Args:
-        labels: `(N,)` class labels.
-        val_fraction: share of all samples for validation.
-        test_fraction: share of all samples for test.
-        seed: random_state of both scikit-learn splits.
-
-    Returns:
-        three sorted index arrays that partition `range(N)`.
-    """
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(len(labels))
-    rest, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
-    val_share = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=seed)
-    return np.sort(train), np.sort(val), np.sort(test)
 
 
 class DigitsDataModule(BaseDataModule):

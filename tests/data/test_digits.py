@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from cnnexp.data.digits import DigitsDataModule, stratified_split
+from cnnexp.data.digits import DigitsDataModule
+from cnnexp.data.splits import stratified_split
 
 
 def test_metadata_is_known_without_loading():
