@@ -149,3 +149,42 @@ def test_real_keras_files_load_into_the_keras_cnn_config_model(tmp_path, keras):
         load_keras_weights(net, tmp_path / name)
         logits = net(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().numpy()
         np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+# Keras layer specs that exercise the padding rules: (cnnexp.layers name, keras.layers name, shared kwargs).
+# Both libraries take the same argument names, so one table builds both models.
+TRICKY_SPEC = [
+    ("Rescaling", "Rescaling", dict(scale=1 / 127.5, offset=-1.0)),
+    ("Conv2D", "Conv2D", dict(filters=4, kernel_size=(2, 4), strides=2, padding="same", activation="elu")),
+    ("MaxPool2D", "MaxPooling2D", dict(pool_size=3, strides=2, padding="same")),  # odd size: -inf padding
+    ("Conv2D", "Conv2D", dict(filters=3, kernel_size=3, dilation_rate=2, padding="same", activation="gelu")),
+    ("Conv2D", "Conv2D", dict(filters=5, kernel_size=(1, 2), strides=(1, 2), use_bias=False)),
+    ("MaxPool2D", "MaxPooling2D", dict(pool_size=(2, 1))),
+    ("Flatten", "Flatten", {}),
+    ("Dense", "Dense", dict(units=7, activation="leaky_relu")),  # Keras 3's slope 0.2
+    ("Dense", "Dense", dict(units=4)),
+]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras internals on numpy 2
+def test_keras_parity_for_strided_same_padding_dilation_and_activations(tmp_path, keras):
+    import cnnexp.layers as cl
+
+    keras.utils.set_random_seed(1)
+    h, w, c = 15, 13, 2
+    km = keras.Sequential([keras.Input((h, w, c))] + [getattr(keras.layers, k)(**kw) for _, k, kw in TRICKY_SPEC])
+    for layer in km.layers:  # non-zero biases, so their import is checked too
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(np.random.default_rng(2).normal(size=tuple(layer.bias.shape)))
+    km.save_weights(tmp_path / "tricky.weights.h5")
+    x = np.random.default_rng(3).uniform(0, 255, (3, h, w, c)).astype(np.float32)  # (N, H, W, C)
+    expected = np.asarray(km.predict(x, verbose=0))
+
+    ours = [getattr(cl, name)(**kw) for name, _, kw in TRICKY_SPEC]
+    ours[-1].units = None  # the output layer: sized from num_classes
+    net = KerasSequential(ours, (c, h, w), 4).eval()
+    load_keras_weights(net, tmp_path / "tricky.weights.h5")
+    assert [tuple(m.output_shape) for m in net.layers[1:6]] == [
+        tuple(np.roll(layer.output.shape[1:], 1)) for layer in km.layers[1:6]]  # same shapes, channels-first
+    logits = net(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
