@@ -41,13 +41,17 @@ class InterruptCheckpoint(Callback):
         self._installed = False
 
     # -- signal handling -------------------------------------------------------------------------------------
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        # Installed here, after Lightning's signal connector saved the handlers it restores at teardown.
+        if threading.current_thread() is not threading.main_thread():
             return
         self.requested, self.saved_path = None, None
         self._previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self._on_sigint)
         self._installed = True
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._restore()
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._restore()
@@ -93,7 +97,7 @@ class InterruptCheckpoint(Callback):
 
     def _save(self, trainer: Any, why: str) -> None:
         path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path)  # through the strategy's CheckpointIO (atomic with AtomicCheckpointIO)
+        trainer.save_checkpoint(path, weights_only=False)  # full state (optimizer, loops); through the strategy's CheckpointIO (atomic with AtomicCheckpointIO)
         self.saved_path = path
         run_dir = path.parent.parent if path.parent.name == CKPT_DIR else path.parent
         sys.stderr.write(

@@ -45,6 +45,10 @@ class NanGuard(Callback):
         self.check_every_n_steps = check_every_n_steps
         self.keep_last_good = keep_last_good
         self.last_finite: tuple[float, int, int] | None = None  # (loss, global step, epoch)
+        self._step = 0  # the global step when the current batch started (the optimizer step its loss belongs to)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._step = trainer.global_step
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if batch_idx % self.check_every_n_steps:
@@ -54,7 +58,7 @@ class NanGuard(Callback):
             return
         value = float(loss.detach().float().mean())
         if math.isfinite(value):
-            self.last_finite = (value, trainer.global_step, trainer.current_epoch)
+            self.last_finite = (value, self._step, trainer.current_epoch)
             return
         raise TrainingError(self._message(trainer, value, batch_idx))
 
@@ -70,7 +74,7 @@ class NanGuard(Callback):
             )
 
     def _message(self, trainer: Any, value: float, batch_idx: int) -> str:
-        where = f"global step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx})"
+        where = f"global step {self._step} (epoch {trainer.current_epoch}, batch {batch_idx})"
         if self.last_finite is None:
             before = "no finite loss was seen before it"
         else:
