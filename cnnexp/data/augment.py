@@ -42,3 +42,31 @@ def keras_augment(flip: str | None = "horizontal", rotation: float = 0.1, zoom: 
                                      scale=(1.0 - zoom, 1.0 + zoom) if zoom else None,
                                      interpolation=bilinear, fill=fill))
     return v2.Compose(steps) if steps else v2.Identity()
+
+
+AUGMENT_PRESETS = {  # keyword arguments of keras_augment, named so that `data.augment=flowers` works
+    "flowers": {"flip": "horizontal", "rotation": 0.1, "zoom": 0.1},  # the Keras flowers tutorial
+    "light": {"flip": None, "rotation": 0.03, "zoom": 0.1, "translation": 0.1},  # digits / mnist: no flips
+}
+
+
+def resolve_augment(augment: object):
+    """A data module's `augment` argument as a transform: None / "none", a preset name, or a callable.
+
+    Raises:
+        ConfigError: an unknown preset name or a value that is not callable.
+    """
+    if augment is None or augment == "none":
+        return None
+    if isinstance(augment, str):
+        if augment not in AUGMENT_PRESETS:
+            from cnnexp.errors import ConfigError
+
+            raise ConfigError(f"data.augment={augment!r} is invalid: choose none, {', '.join(AUGMENT_PRESETS)}, "
+                              "or a transform config with _target_ (e.g. cnnexp.data.augment.keras_augment).")
+        return keras_augment(**AUGMENT_PRESETS[augment])
+    if not callable(augment):
+        from cnnexp.errors import ConfigError
+
+        raise ConfigError(f"data.augment={augment!r} is invalid: expected a preset name or a callable transform.")
+    return augment

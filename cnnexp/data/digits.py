@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from cnnexp.data.augment import resolve_augment
 from cnnexp.data.base import BaseDataModule, check_fraction
 from cnnexp.data.splits import stratified_split
 from cnnexp.data.tensor_dataset import ImageTensorDataset
@@ -22,8 +23,8 @@ class DigitsDataModule(BaseDataModule):
     Args:
         val_fraction: share of the 1,797 images for validation (default 0.15).
         test_fraction: share for test (default 0.15); the rest (70%) trains.
-        augment: optional transform applied to training images only (off by default), e.g.
-            `cnnexp.data.augment.light_augment()`.
+        augment: transform of training images only (off by default): a preset name ("light": small
+            rotations, zooms and shifts), a callable, or None.
         batch_size, num_workers, pin_memory, persistent_workers, seed: see `BaseDataModule`.
 
     Shape:
@@ -32,12 +33,12 @@ class DigitsDataModule(BaseDataModule):
 
     def __init__(self, batch_size: int = 32, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, seed: int = 42, val_fraction: float = 0.15,
-                 test_fraction: float = 0.15, augment: Callable | None = None) -> None:
+                 test_fraction: float = 0.15, augment: Callable | str | None = None) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers, seed)
         self.val_fraction = check_fraction("val_fraction", val_fraction)
         self.test_fraction = check_fraction("test_fraction", test_fraction)
         check_fraction("val_fraction + test_fraction", self.val_fraction + self.test_fraction)
-        self.augment = augment
+        self.augment = resolve_augment(augment)
         self.input_shape = (1, 8, 8)
         self.num_classes = 10
         self.class_names = [str(d) for d in range(10)]

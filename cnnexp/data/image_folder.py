@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from cnnexp.data.augment import resolve_augment
 from cnnexp.data.base import BaseDataModule, check_choice, check_fraction, check_size
 from cnnexp.data.folder_index import FolderIndex, index_directory, split_files
 from cnnexp.data.image_cache import cached_decode
@@ -35,7 +36,8 @@ class ImageFolderDataModule(BaseDataModule):
         image_size: `(height, width)` after a bilinear resize (aspect ratio not kept, as Keras).
         validation_split: fraction of the files for validation (Keras's last `int(v * n)` after the shuffle).
         seed: Keras's shuffle seed (the lecture uses 123); also the train order's seed.
-        augment: transform for training images `(C, H, W)` uint8, or None.
+        augment: transform of training images `(C, H, W)` uint8: a preset ("flowers", "light"), a
+            callable (e.g. `cnnexp.data.augment.keras_augment(...)`), or None.
         cache: "memory" or "disk".
         cache_dir: where `cache="disk"` writes (default `<data_dir>/.cnnexp_cache`).
         color_mode: "rgb" (3 channels), "grayscale" (1) or "rgba" (4), as Keras.
@@ -49,7 +51,7 @@ class ImageFolderDataModule(BaseDataModule):
     """
 
     def __init__(self, data_dir: str, image_size: int | Sequence[int] = (180, 180), batch_size: int = 32,
-                 validation_split: float = 0.2, seed: int = 123, augment: Callable | None = None,
+                 validation_split: float = 0.2, seed: int = 123, augment: Callable | str | None = None,
                  cache: str = "memory", cache_dir: str | None = None, color_mode: str = "rgb",
                  test_dir: str | None = None, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, decode_threads: int | None = None) -> None:
@@ -61,7 +63,7 @@ class ImageFolderDataModule(BaseDataModule):
         self.color_mode = check_choice("color_mode", color_mode, tuple(COLOR_MODES))
         self.cache_dir = os.fspath(cache_dir) if cache_dir else os.path.join(self.data_dir, ".cnnexp_cache")
         self.test_dir = os.fspath(test_dir) if test_dir else None
-        self.augment = augment
+        self.augment = resolve_augment(augment)
         self.decode_threads = decode_threads
         self.index = index_directory(self.data_dir)  # lists files only: DataError now if the folder is bad
         self.test_index = index_directory(self.test_dir, self.index.class_names) if self.test_dir else None

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from cnnexp.data.augment import resolve_augment
 from cnnexp.data.base import BaseDataModule, check_int
 from cnnexp.data.shapes_render import SHAPE_NAMES, draw
 from cnnexp.data.tensor_dataset import ImageTensorDataset
@@ -53,7 +54,8 @@ class ShapesDataModule(BaseDataModule):
         num_train, num_val, num_test: images per split (generated independently from the seed).
         classes: a subset of the eight names (default all), e.g. only the four lines.
         noise: standard deviation of the Gaussian pixel noise, as a fraction of 255.
-        augment: transform for training images `(C, H, W)` uint8, or None.
+        augment: transform of training images `(C, H, W)` uint8: a preset ("flowers", "light"), a
+            callable (e.g. `cnnexp.data.augment.keras_augment(...)`), or None.
         batch_size, num_workers, pin_memory, persistent_workers, seed: see `BaseDataModule`.
 
     Shape:
@@ -62,7 +64,7 @@ class ShapesDataModule(BaseDataModule):
 
     def __init__(self, image_size: int = 28, channels: int = 1, num_train: int = 4000, num_val: int = 800,
                  num_test: int = 800, classes: Sequence[str] | None = None, noise: float = 0.1,
-                 augment: Callable | None = None, batch_size: int = 32, num_workers: int = 0,
+                 augment: Callable | str | None = None, batch_size: int = 32, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = False, seed: int = 42) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers, seed)
         self.image_size = check_int("image_size", image_size, minimum=12)
@@ -79,7 +81,7 @@ class ShapesDataModule(BaseDataModule):
         if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1:
             raise ConfigError(f"data.noise={noise!r} is invalid: expected a number in [0, 1).")
         self.noise = float(noise)
-        self.augment = augment
+        self.augment = resolve_augment(augment)
         self.class_names = classes
         self.num_classes = len(classes)
         self.input_shape = (self.channels, self.image_size, self.image_size)

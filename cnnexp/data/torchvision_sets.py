@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cnnexp.data.augment import resolve_augment
 from cnnexp.data.base import BaseDataModule, check_choice, check_fraction
 from cnnexp.data.safe_pickle import load_data_pickle
 from cnnexp.data.splits import holdout
@@ -97,7 +98,8 @@ class TorchvisionDataModule(BaseDataModule):
         download: let torchvision download missing files (needs the internet).
         val_fraction: share of the official training set held out (stratified, from `seed`) for validation;
             the official test set is the test set.
-        augment: transform for training images `(C, H, W)` uint8, or None.
+        augment: transform of training images `(C, H, W)` uint8: a preset ("flowers", "light"), a
+            callable (e.g. `cnnexp.data.augment.keras_augment(...)`), or None.
         verify_checksums: check CIFAR-10's md5 sums (off: any well-formed files in the layout load).
         batch_size, num_workers, pin_memory, persistent_workers, seed: see `BaseDataModule`.
 
@@ -107,7 +109,7 @@ class TorchvisionDataModule(BaseDataModule):
 
     def __init__(self, name: str, data_dir: str, download: bool = False, batch_size: int = 32,
                  num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False, seed: int = 42,
-                 val_fraction: float = 0.1, augment: Callable | None = None,
+                 val_fraction: float = 0.1, augment: Callable | str | None = None,
                  verify_checksums: bool = False) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers, seed)
         self.name = check_choice("name", name, tuple(SETS))
@@ -115,7 +117,7 @@ class TorchvisionDataModule(BaseDataModule):
         self.data_dir = os.fspath(data_dir)
         self.download = bool(download)
         self.val_fraction = check_fraction("val_fraction", val_fraction)
-        self.augment = augment
+        self.augment = resolve_augment(augment)
         self.verify_checksums = bool(verify_checksums)
         self.input_shape = self.spec.input_shape
         self.class_names = list(self.spec.class_names)

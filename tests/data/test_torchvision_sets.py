@@ -1,11 +1,8 @@
 """TorchvisionDataModule on tiny files in the real formats (IDX, gzip IDX, CIFAR-10 pickles), read by torchvision."""
 
-import gzip
 import os
 import pickle
-import struct
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,53 +10,17 @@ from cnnexp.data.torchvision_sets import TorchvisionDataModule
 from cnnexp.errors import ConfigError, DataError
 
 
-def write_idx(path, array: np.ndarray, gz: bool = False) -> None:
-    """IDX (big-endian) as in http://yann.lecun.com/exdb/mnist/: magic 0x0000 08 <ndim>, dims, uint8 data."""
-    header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    blob = header + array.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if gz:
-        with gzip.open(str(path) + ".gz", "wb") as f:
-            f.write(blob)
-    else:
-        path.write_bytes(blob)
-
-
-def write_mnist(root, folder="MNIST", n_train=60, n_test=20, gz=False, seed=0):
-    rng = np.random.default_rng(seed)
-    raw = root / folder / "raw"
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), gz)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, gz)
-    return raw
-
-
-def write_cifar(root, n_per_batch=8, seed=0):
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        entry = {"batch_label": name, "labels": [int(v) for v in rng.integers(0, 10, n_per_batch)],
-                 "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 "filenames": [f"{i}.png" for i in range(n_per_batch)]}
-        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
-    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                            "truck"], "num_cases_per_batch": n_per_batch, "num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
-
-
 SETS = [  # name, writer, input shape, n_train(official), n_test
-    ("mnist", lambda r: write_mnist(r), (1, 28, 28), 60, 20),
-    ("mnist", lambda r: write_mnist(r, gz=True), (1, 28, 28), 60, 20),
-    ("fashion_mnist", lambda r: write_mnist(r, "FashionMNIST"), (1, 28, 28), 60, 20),
-    ("cifar10", lambda r: write_cifar(r), (3, 32, 32), 40, 8),
+    ("mnist", lambda r, f: f.write_mnist(r), (1, 28, 28), 60, 20),
+    ("mnist", lambda r, f: f.write_mnist(r, gz=True), (1, 28, 28), 60, 20),
+    ("fashion_mnist", lambda r, f: f.write_mnist(r, "FashionMNIST"), (1, 28, 28), 60, 20),
+    ("cifar10", lambda r, f: f.write_cifar(r), (3, 32, 32), 40, 8),
 ]
 
 
 @pytest.mark.parametrize("name, write, shape, n_train, n_test", SETS, ids=["mnist", "mnist-gz", "fashion", "cifar"])
-def test_loads_real_format_files_through_torchvision(tmp_path, name, write, shape, n_train, n_test):
-    write(tmp_path)
+def test_loads_real_format_files_through_torchvision(tmp_path, formats, name, write, shape, n_train, n_test):
+    write(tmp_path, formats)
     dm = TorchvisionDataModule(name, str(tmp_path), batch_size=5, val_fraction=0.25, seed=1)
     assert dm.input_shape == shape and dm.num_classes == 10 and len(dm.class_names) == 10
     dm.setup()
@@ -70,8 +31,8 @@ def test_loads_real_format_files_through_torchvision(tmp_path, name, write, shap
     assert 0 <= x.min() and x.max() <= 255 and x.max() > 1  # 0..255, not 0..1
 
 
-def test_pixels_and_labels_are_the_files_contents(tmp_path):
-    raw = write_mnist(tmp_path, n_test=10)
+def test_pixels_and_labels_are_the_files_contents(tmp_path, formats):
+    raw = formats.write_mnist(tmp_path, n_test=10)
     dm = TorchvisionDataModule("mnist", str(tmp_path))
     dm.setup()
     blob = (raw / "t10k-images-idx3-ubyte").read_bytes()[16:]
@@ -79,8 +40,8 @@ def test_pixels_and_labels_are_the_files_contents(tmp_path):
     assert torch.equal(dm.test_set.images, expected) and dm.test_set.labels.tolist() == list(range(10))
 
 
-def test_cifar_images_are_channels_first(tmp_path):
-    folder = write_cifar(tmp_path)
+def test_cifar_images_are_channels_first(tmp_path, formats):
+    folder = formats.write_cifar(tmp_path)
     dm = TorchvisionDataModule("cifar10", str(tmp_path))
     dm.setup()
     with open(folder / "test_batch", "rb") as f:
@@ -114,24 +75,24 @@ def test_failed_download_is_a_data_error_not_a_urllib_traceback(tmp_path, monkey
     assert "copy the files there" in str(error.value)
 
 
-def corrupt_idx(tmp_path):
-    raw = write_mnist(tmp_path)
+def corrupt_idx(tmp_path, formats):
+    raw = formats.write_mnist(tmp_path)
     (raw / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
 
 
-def truncated_idx(tmp_path):
-    raw = write_mnist(tmp_path)
+def truncated_idx(tmp_path, formats):
+    raw = formats.write_mnist(tmp_path)
     blob = (raw / "train-images-idx3-ubyte").read_bytes()
     (raw / "train-images-idx3-ubyte").write_bytes(blob[: len(blob) // 2])
 
 
-def corrupt_gz(tmp_path):
-    raw = write_mnist(tmp_path, gz=True)
+def corrupt_gz(tmp_path, formats):
+    raw = formats.write_mnist(tmp_path, gz=True)
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
 
 
-def corrupt_cifar(tmp_path):
-    folder = write_cifar(tmp_path)
+def corrupt_cifar(tmp_path, formats):
+    folder = formats.write_cifar(tmp_path)
     (folder / "data_batch_3").write_bytes(b"\x80\x02}q\x00(X\x04")
 
 
@@ -140,8 +101,8 @@ class RunsCode:
         return (os.system, ("echo pwned > /dev/null",))
 
 
-def malicious_cifar(tmp_path):
-    folder = write_cifar(tmp_path)
+def malicious_cifar(tmp_path, formats):
+    folder = formats.write_cifar(tmp_path)
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": RunsCode()}))
 
 
@@ -150,8 +111,8 @@ CORRUPT = [("mnist", corrupt_idx, "corrupt"), ("mnist", truncated_idx, "corrupt"
 
 
 @pytest.mark.parametrize("name, damage, words", CORRUPT, ids=[c[1].__name__ for c in CORRUPT])
-def test_corrupt_files_are_a_data_error(tmp_path, name, damage, words):
-    damage(tmp_path)
+def test_corrupt_files_are_a_data_error(tmp_path, formats, name, damage, words):
+    damage(tmp_path, formats)
     dm = TorchvisionDataModule(name, str(tmp_path))
     with pytest.raises(DataError, match=words):
         dm.setup()
@@ -162,8 +123,8 @@ def test_bad_name_lists_the_choices(tmp_path):
         TorchvisionDataModule("imagenet", str(tmp_path))
 
 
-def test_verify_checksums_rejects_files_that_are_not_the_official_ones(tmp_path):
-    write_cifar(tmp_path)
+def test_verify_checksums_rejects_files_that_are_not_the_official_ones(tmp_path, formats):
+    formats.write_cifar(tmp_path)
     dm = TorchvisionDataModule("cifar10", str(tmp_path), verify_checksums=True)
     with pytest.raises(DataError, match="corrupt or incomplete"):
         dm.setup()
