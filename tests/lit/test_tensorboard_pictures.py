@@ -173,7 +173,7 @@ def fitted(tmp_path_factory):
 # (tag, expected (height, width), or None where only the size's existence is checked)
 IMAGE_CASES = [
     ("filters/net.0", (2 * 34 + 1, 2 * 34 + 1)),  # 4 filters 3x3 -> x11 -> 33px tiles on a 2x2 grid
-    ("feature_maps/input", (8, 8)),
+    ("feature_maps/input", (48, 48)),  # 8x8 -> x6
     ("feature_maps/net.0", (2 * 49 + 1, 2 * 49 + 1)),  # 4 maps 8x8 -> x6 -> 48px on 2x2
     ("feature_maps/net.2", (2 * 49 + 1, 3 * 49 + 1)),  # 6 maps 6x6 -> x8 -> 48px on 3 columns x 2 rows
     ("val/confusion_matrix", None),

@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 
-from cnnexp.lit.callbacks.pictures import confusion_counts, feature_maps_grid, filters_grid, normalize01
+from cnnexp.lit.callbacks.pictures import confusion_counts, feature_maps_grid, filters_grid, normalize01, upscale
 
 
 def conv_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -168,7 +168,7 @@ class TensorBoardPictures(Callback):
         finally:
             for hook in hooks:
                 hook.remove()
-        writer.add_image("feature_maps/input", normalize01(self._sample)[0], step)
+        writer.add_image("feature_maps/input", upscale(normalize01(self._sample), 48)[0], step)
         for name, _ in layers:
             if name in captured:  # (1, C, H, W)
                 writer.add_image(f"feature_maps/{name}", feature_maps_grid(captured[name][0], self.max_feature_maps), step)
