@@ -88,3 +88,35 @@ def test_importing_cnnexp_data_is_light():
             "print(any(m in sys.modules for m in ('lightning', 'torchvision', 'sklearn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_lightning_sets_the_epoch_so_each_epoch_order_is_f_of_seed_and_epoch(tmp_path):
+    import lightning as L
+
+    seen: list[list[int]] = []
+
+    class Probe(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def on_train_epoch_start(self):
+            seen.append([])
+
+        def training_step(self, batch, _):
+            seen[-1].extend(batch[1].tolist())
+            return (self.w * batch[0].mean()).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    dm = DigitsDataModule(batch_size=128, seed=9)
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Probe(), datamodule=dm)
+    labels = dm.train_set.labels
+    for epoch, order in enumerate(seen):
+        sampler = EpochShuffleSampler(len(labels), seed=9)
+        sampler.set_epoch(epoch)
+        assert order == labels[sampler.permutation()].tolist()
+    assert seen[0] != seen[1]
