@@ -74,7 +74,7 @@ def test_table_has_one_row_per_run_sorted_by_val_acc_best(sweep):
     report = build_report(sweep)
     rows = read_csv(report.csv_path)
     assert [r["run"] for r in rows] == ["1", "0", "2", "3"]  # best val/acc_best 0.9, 0.7, 0.55, failed last
-    assert list(rows[0]) == ["run", "optimizer.lr", "model.conv_impl", "val/acc_best", "val/acc", "test/acc", "val/loss"]
+    assert list(rows[0]) == ["run", "optimizer.lr", "model.conv_impl", "val/acc_best", "val/acc", "test/acc", "val/loss", "epochs"]
     assert report.table.common == {"data": "digits"}
     for row in rows[:3]:
         _, accs, test_acc = SWEEP[row["run"]]
@@ -82,7 +82,8 @@ def test_table_has_one_row_per_run_sorted_by_val_acc_best(sweep):
         assert float(row["val/acc_best"]) == pytest.approx(max(accs))
         assert float(row["test/acc"]) == pytest.approx(test_acc)
         assert float(row["val/loss"]) == pytest.approx(1 - accs[-1])
-    assert rows[3]["val/acc"] == "" and rows[3]["model.conv_impl"] == "torch"
+        assert int(row["epochs"]) == len(accs)
+    assert rows[3]["val/acc"] == "" and rows[3]["epochs"] == "" and rows[3]["model.conv_impl"] == "torch"
 
 
 def test_markdown_and_plot_are_written(sweep, tmp_path):
@@ -183,3 +184,12 @@ def test_curves_use_epochs_when_logged(sweep):
     assert axis == "epoch" and xs == [1, 2, 3] and ys == pytest.approx(SWEEP["1"][1])
     del run.scalars["epoch"]
     assert curve(run, "val/acc")[0] == [10, 20, 30] and curve(run, "val/acc")[2] == "step"
+
+
+def test_long_swept_numbers_are_shortened_in_markdown_only(tmp_path):
+    lr = "0.0027138893134451714"  # how Optuna writes a sampled float into the overrides
+    write_run(tmp_path / "0", [f"optimizer.lr={lr}", "data.batch_size=32"], {"val/acc": [0.5]})
+    write_run(tmp_path / "1", ["optimizer.lr=0.01", "data.batch_size=64"], {"val/acc": [0.4]})
+    report = build_report(tmp_path)
+    assert "| 0 | 0.002714 | 32 | 0.5000 |" in report.markdown and "| 1 | 0.01 | 64 | 0.4000 |" in report.markdown
+    assert read_csv(report.csv_path)[0]["optimizer.lr"] == lr

@@ -2,7 +2,8 @@
 
 Metric cells are the last logged value of the tag (`val/acc` is the final epoch's accuracy, `val/acc_best`
 the best epoch's as the classifier logs it); `val/acc_best` falls back to the maximum of `val/acc` for runs
-that did not log it. Runs that logged nothing (failed trials) keep empty cells and sort last.
+that did not log it. Runs that logged nothing (failed trials) keep empty cells and sort last; `epochs` is how many epochs a run
+logged (short for a run stopped early or one that failed mid-way).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def metric_value(run: Run, tag: str) -> float | None:
     return value
 
 
+def epochs_trained(run: Run) -> int | None:
+    """How many epochs the run logged (Lightning's `epoch` scalar is 0-based), or None if it logged none."""
+    epochs = [v for _, _, v in run.scalars.get("epoch", [])]
+    return int(max(epochs)) + 1 if epochs else None
+
+
 def make_table(runs: list[Run], metric: str = "val/acc_best", maximize: bool = True) -> Table:
     """Build the table sorted by `metric` (best first; missing or NaN values last, then by run name)."""
     swept, common = split_overrides(runs)
@@ -60,16 +67,25 @@ def make_table(runs: list[Run], metric: str = "val/acc_best", maximize: bool = T
         return missing, 0.0 if missing else (-value if maximize else value)
 
     ordered = sorted(runs, key=sort_key)  # stable: ties keep job order
-    rows = [[run.name, *(run.overrides.get(k) for k in swept), *(metric_value(run, m) for m in metrics)] for run in ordered]
-    return Table(["run", *swept, *metrics], rows, common)
+    rows = [
+        [run.name, *(run.overrides.get(k) for k in swept), *(metric_value(run, m) for m in metrics), epochs_trained(run)]
+        for run in ordered
+    ]
+    return Table(["run", *swept, *metrics, "epochs"], rows, common)
 
 
 def _cell(value: Any) -> str:
+    """Metrics to 4 decimals; long swept numbers (Optuna's 0.0027138893134451714) to 4 significant digits."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value).replace("|", "\\|")
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text.replace("|", "\\|")
+    return f"{number:.4g}" if len(text) > 8 and math.isfinite(number) else text
 
 
 def to_markdown(table: Table) -> str:
