@@ -11,6 +11,9 @@ Tags written (step = `trainer.global_step`):
 - `val/confusion_matrix`: a figure with class names (rows true, columns predicted);
 - `val/misclassified`: a figure of a few wrong validation predictions, captioned true / predicted;
 - `weights/<param>` and `grads/<param>`: histograms every `histogram_every_n_steps` optimizer steps.
+
+Under DDP only rank zero draws, so the confusion matrix and misclassified images cover rank zero's share of
+the validation set.
 """
 
 from __future__ import annotations
