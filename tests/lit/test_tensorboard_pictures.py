@@ -135,7 +135,7 @@ def _make_fit_parts():
     return L, TinyData, TinyNet
 
 
-def _fit(tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=False, epochs=1):
+def _fit(tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=False, epochs=1, accelerator="cpu"):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from cnnexp.lit.callbacks.tensorboard_pictures import TensorBoardPictures
@@ -152,7 +152,7 @@ def _fit(tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=Fa
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
     )
     trainer.fit(model, datamodule=TinyData())
@@ -217,3 +217,15 @@ def test_without_tensorboard_does_nothing(tmp_path, fast_dev_run, logger):
     trainer, _ = _fit(tmp_path, fast_dev_run=fast_dev_run, logger=logger)
     assert trainer.state.finished
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_writes_the_same_pictures(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer, _ = _fit(tmp_path, accelerator="gpu")
+    acc = EventAccumulator(trainer.logger.log_dir, size_guidance={"images": 0, "histograms": 0})
+    acc.Reload()
+    assert {tag for tag, _ in IMAGE_CASES} <= set(acc.Tags()["images"])
+    assert "grads/net.0.weight" in acc.Tags()["histograms"]
