@@ -185,7 +185,7 @@ def config_problems(cfg: Any) -> list[str]:
             if not isinstance(layer, dict):
                 continue
             name = str(layer.get("_target_", "layer")).rsplit(".", 1)[-1]
-            problems += [_problem(r, f"model.net.layers[{i}].{r.key}", layer[r.key], f" ({name})")
+            problems += [_problem(r, f"model.net.layers.{i}.{r.key}", layer[r.key], f" ({name})")
                          for r in LAYER_RULES if r.key in layer]
     return [p for p in problems if p is not None]
 

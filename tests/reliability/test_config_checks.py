@@ -29,11 +29,11 @@ BAD = [
     ("model.conv_impl=fast", "model.conv_impl='fast'"),
     ("model.init=xavier", "model.init='xavier'"),
     ("model.dropout=1.5", "model.dropout=1.5"),
-    ("model.net.layers.1.kernel_size=0", "model.net.layers[1].kernel_size=0 (Conv2D)"),
-    ("model.net.layers.1.filters=0", "model.net.layers[1].filters=0 (Conv2D)"),
-    ("+model.net.layers.1.strides=[1,0]", "model.net.layers[1].strides=[1, 0]"),
-    ("model.net.layers.1.padding=full", "model.net.layers[1].padding='full'"),
-    ("+model.net.layers.2.pool_size=0", "model.net.layers[2].pool_size=0 (MaxPool2D)"),
+    ("model.net.layers.1.kernel_size=0", "model.net.layers.1.kernel_size=0 (Conv2D)"),
+    ("model.net.layers.1.filters=0", "model.net.layers.1.filters=0 (Conv2D)"),
+    ("+model.net.layers.1.strides=[1,0]", "model.net.layers.1.strides=[1, 0]"),
+    ("model.net.layers.1.padding=full", "model.net.layers.1.padding='full'"),
+    ("+model.net.layers.2.pool_size=0", "model.net.layers.2.pool_size=0 (MaxPool2D)"),
 ]
 
 GOOD = [

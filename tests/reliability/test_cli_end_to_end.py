@@ -1,0 +1,144 @@
+"""`python -m cnnexp` in a subprocess (cwd=tmp_path): bad config, shapes, NaN, SIGKILL + resume, SIGINT, and two
+runs started together. Digits + tiny_cnn + a few batches; each run takes ~10 s on a shared CPU."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnexp.checkpoints import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+HOOKS = Path(__file__).with_name("e2e_hooks.py")
+SMALL = ["model=tiny_cnn", "logger=csv", "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=2",
+         "+trainer.limit_test_batches=2", "trainer.accelerator=cpu", "trainer.devices=1",
+         "~callbacks.rich_progress", "++trainer.enable_progress_bar=false"]
+GUARDS = ["++callbacks.nan_guard._target_=cnnexp.lit.callbacks.nan_guard.NanGuard",
+          "++callbacks.interrupt_checkpoint._target_=cnnexp.lit.callbacks.interrupt_checkpoint.InterruptCheckpoint",
+          "++trainer.plugins=[{_target_:cnnexp.lit.atomic_checkpoint_io.AtomicCheckpointIO}]"]
+FOUR_POOLS = ("model.net.layers=[" + ",".join(["{_target_:cnnexp.layers.MaxPool2D}"] * 4)
+              + ",{_target_:cnnexp.layers.Flatten},{_target_:cnnexp.layers.Dense,units:null}]")
+
+
+def cnnexp(cwd: Path, *overrides: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnexp", *overrides], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start(cwd: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cnnexp", *overrides], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def runs(cwd: Path) -> list[Path]:
+    return sorted((cwd / "outputs" / "runs").glob("*/"))
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended early:\n{proc.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def pause_at(cwd: Path, step: int) -> str:
+    shutil.copy(HOOKS, cwd / "e2e_hooks.py")
+    return f"++callbacks.pause._target_=e2e_hooks.PauseAt ++callbacks.pause.step={step} ++callbacks.pause.folder={cwd}"
+
+
+def metrics(run: Path) -> dict[str, str]:
+    """The last logged value of every metric in the run's csv/metrics.csv."""
+    last: dict[str, str] = {}
+    with open(run / "csv" / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            last.update({k: v for k, v in row.items() if v not in ("", None)})
+    return last
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["data.batch_size=-1"], "data.batch_size=-1 is invalid: expected a positive integer"),
+    (["optimizer.lr=0"], "optimizer.lr=0 is invalid"),
+    (["model.net.layers.1.kernel_size=0"], "model.net.layers.1.kernel_size=0 (Conv2D) is invalid"),
+    (["data=nope"], "Available options in 'data':\n  cifar10\n  digits"),
+    ([FOUR_POOLS], "(MaxPool2D) cannot take input of shape (1, 1, 1)"),
+], ids=["batch_size", "lr", "kernel_size", "unknown_group_option", "four_pools_on_8x8"])
+def test_bad_input_exits_2_with_a_message(tmp_path: Path, overrides: list[str], expected: str) -> None:
+    result = cnnexp(tmp_path, *overrides, "debug=fast_dev_run")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("outputs/runs/*/checkpoints/*.ckpt")), "nothing should have been trained"
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    # epoch 0 trains normally; StepLR multiplies the lr by 1e12 each epoch, so the loss overflows to NaN later
+    result = cnnexp(tmp_path, *SMALL, *GUARDS, "trainer.max_epochs=4", "optimizer=sgd", "scheduler=step",
+                    "scheduler.step_size=1", "scheduler.gamma=1e12")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: the training loss is nan at global step" in result.stderr
+    assert "the last finite loss was" in result.stderr and "(epoch " in result.stderr
+    (run,) = runs(tmp_path)
+    last = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert all(t.isfinite().all() for t in last["state_dict"].values())
+
+
+@pytest.mark.parametrize("how", ["ckpt_path=last", "resume=true"])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str) -> None:
+    args = [*SMALL, *GUARDS, "trainer.max_epochs=4", "trainer.deterministic=true", "seed=7",
+            "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.filename=last_epoch"]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    full = cnnexp(tmp_path / "a", *args)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    b = tmp_path / "b"
+    proc = start(b, *args, *pause_at(b, 6 * 2 + 3).split())  # epoch 2, batch 3
+    wait_for(b / "paused", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    (killed,) = runs(b)
+    assert load_checkpoint(killed / "checkpoints" / "last.ckpt")["epoch"] == 1
+
+    resumed = cnnexp(b, *args, how)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (full_run,), resumed_run = runs(tmp_path / "a"), runs(b)[-1]
+    want, got = metrics(full_run), metrics(resumed_run)
+    for key in ("val/loss", "val/acc", "train/loss", "test/acc", "test/loss", "epoch"):
+        assert got[key] == want[key], key
+
+
+def test_sigint_saves_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
+    proc = start(tmp_path, *SMALL, *GUARDS, "trainer.max_epochs=3", *pause_at(tmp_path, 8).split())
+    wait_for(tmp_path / "paused", proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    (tmp_path / "go").touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (1, 130), err[-3000:]
+    assert "Traceback" not in err
+    (run,) = runs(tmp_path)
+    path = run / "checkpoints" / "interrupted.ckpt"
+    assert f"saved {path.relative_to(tmp_path)}" in err or f"saved {path}" in err
+    assert "Resume with: python -m cnnexp" in err and "resume=" in err
+    ckpt = load_checkpoint(path)
+    assert ckpt["global_step"] == 9 and ckpt["epoch"] == 1
+
+
+def test_two_runs_started_together_get_distinct_folders(tmp_path: Path) -> None:
+    procs = [start(tmp_path, "debug=fast_dev_run", "model=tiny_cnn") for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    folders = runs(tmp_path)
+    assert len(folders) == 2
+    for folder, (out, _) in zip(folders, sorted(outs, key=lambda o: o[0].rsplit("run: ", 1)[-1])):
+        assert (folder / "config_resolved.yaml").is_file() and (folder / ".hydra" / "config.yaml").is_file()
+        assert out.strip().endswith(f"run: outputs/runs/{folder.name}")
