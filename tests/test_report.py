@@ -193,3 +193,16 @@ def test_long_swept_numbers_are_shortened_in_markdown_only(tmp_path):
     report = build_report(tmp_path)
     assert "| 0 | 0.002714 | 32 | 0.5000 |" in report.markdown and "| 1 | 0.01 | 64 | 0.4000 |" in report.markdown
     assert read_csv(report.csv_path)[0]["optimizer.lr"] == lr
+
+
+def test_epochs_column_ignores_the_test_phase(tmp_path):
+    """Lightning logs test metrics after fit with `epoch` = max_epochs, one past the last trained epoch."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    write_run(tmp_path, ["seed=1"], {"val/acc": [0.1, 0.2, 0.3]})  # epochs 0..2 at steps 10..30
+    writer = SummaryWriter(str(tmp_path / "tensorboard"), filename_suffix=".test")
+    writer.add_scalar("epoch", 3.0, 31)
+    writer.add_scalar("test/acc", 0.25, 31)
+    writer.close()
+    table = build_report(tmp_path).table
+    assert dict(zip(table.columns, table.rows[0]))["epochs"] == 3

@@ -10,15 +10,12 @@ MAX_LEGEND = 20  # beyond this many runs the legend would hide the plot
 
 
 def curve(run: Run, tag: str) -> tuple[list[float], list[float], str]:
-    """The x and y values of `tag` for a run, and the x-axis name.
-
-    x is the epoch (1-based) when the run logged Lightning's `epoch` scalar at every one of the tag's steps,
-    else the global step.
-    """
+    """The x and y values of `tag` for a run, and the x-axis name: the epoch (1-based) when the run logged
+    Lightning's `epoch` scalar at every one of the tag's steps, else the global step."""
     points = run.scalars.get(tag, [])
-    epochs = {step: value for step, _, value in run.scalars.get("epoch", [])}
-    if points and all(step in epochs for step, _, _ in points):
-        return [epochs[s] + 1 for s, _, _ in points], [v for _, _, v in points], "epoch"
+    epochs = run.epochs(tag)
+    if epochs is not None:
+        return [float(e) for e in epochs], [v for _, _, v in points], "epoch"
     return [float(s) for s, _, _ in points], [v for _, _, v in points], "step"
 
 

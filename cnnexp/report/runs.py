@@ -41,6 +41,15 @@ class Run:
         points = self.scalars.get(tag)
         return points[-1][2] if points else None
 
+    def epochs(self, tag: str) -> list[int] | None:
+        """The 1-based epoch of each point of `tag`, from Lightning's `epoch` scalar logged at the same steps;
+        None when some step has no `epoch` value (or the tag was never logged)."""
+        points = self.scalars.get(tag)
+        at_step = {step: value for step, _, value in self.scalars.get("epoch", [])}
+        if not points or any(step not in at_step for step, _, _ in points):
+            return None
+        return [int(at_step[step]) + 1 for step, _, _ in points]
+
     def best(self, tag: str, maximize: bool = True) -> float | None:
         """The largest (or smallest) logged value of `tag`, or None."""
         values = [v for _, _, v in self.scalars.get(tag, [])]

@@ -2,8 +2,8 @@
 
 Metric cells are the last logged value of the tag (`val/acc` is the final epoch's accuracy, `val/acc_best`
 the best epoch's as the classifier logs it); `val/acc_best` falls back to the maximum of `val/acc` for runs
-that did not log it. Runs that logged nothing (failed trials) keep empty cells and sort last; `epochs` is how many epochs a run
-logged (short for a run stopped early or one that failed mid-way).
+that did not log it. Runs that logged nothing (failed trials) keep empty cells and sort last. `epochs` is the
+last epoch a run validated (short for a run stopped early or one that failed mid-way).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def metric_value(run: Run, tag: str) -> float | None:
 
 
 def epochs_trained(run: Run) -> int | None:
-    """How many epochs the run logged (Lightning's `epoch` scalar is 0-based), or None if it logged none."""
-    epochs = [v for _, _, v in run.scalars.get("epoch", [])]
-    return int(max(epochs)) + 1 if epochs else None
+    """The last epoch (1-based) with a validation result, or None if the run never validated."""
+    epochs = run.epochs("val/acc")
+    return max(epochs) if epochs else None
 
 
 def make_table(runs: list[Run], metric: str = "val/acc_best", maximize: bool = True) -> Table:
