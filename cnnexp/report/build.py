@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cnnexp.report.plot import plot_curves
 from cnnexp.report.runs import Run, load_runs
-from cnnexp.report.table import Table, make_table, split_overrides, to_markdown, write_csv
+from cnnexp.report.table import Table, make_table, short, split_overrides, to_markdown, write_csv
 
 
 @dataclass
@@ -62,6 +62,9 @@ def build_report(
     paths[0].write_text(f"# Sweep report: {sweep_dir}\n\nSorted by `{metric}` ({'max' if maximize else 'min'} first).\n\n{markdown}")
     write_csv(table, paths[1])
     swept, _ = split_overrides(runs)
-    labels = {run.name: " ".join([run.name + ":", *(f"{k.rsplit('.', 1)[-1]}={run.overrides.get(k)}" for k in swept)]) for run in runs}
+    labels = {
+        run.name: " ".join([f"{run.name}:", *(f"{k.rsplit('.', 1)[-1]}={short(str(run.overrides.get(k)))}" for k in swept)])
+        for run in runs
+    }
     plot_curves(runs, curve_tag, paths[2], labels)
     return Report(runs, table, markdown, *paths)

@@ -46,7 +46,7 @@ def plot_curves(runs: list[Run], tag: str, path: Path, labels: dict[str, str] | 
     if drawn == 0:
         ax.text(0.5, 0.5, f"no run logged {tag}", ha="center", va="center", transform=ax.transAxes)
     elif drawn <= MAX_LEGEND:
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if x_name == "epoch":
         from matplotlib.ticker import MaxNLocator
 
@@ -55,6 +55,5 @@ def plot_curves(runs: list[Run], tag: str, path: Path, labels: dict[str, str] | 
     ax.set_ylabel(tag)
     ax.set_title(f"{tag} of {drawn} run(s)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # widened to fit the legend on the right
     return drawn

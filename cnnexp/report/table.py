@@ -74,18 +74,22 @@ def make_table(runs: list[Run], metric: str = "val/acc_best", maximize: bool = T
     return Table(["run", *swept, *metrics, "epochs"], rows, common)
 
 
+def short(text: str) -> str:
+    """A long number as 4 significant digits (Optuna's `0.0027138893134451714` -> `0.002714`); other text as is."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return f"{number:.4g}" if len(text) > 8 and math.isfinite(number) else text
+
+
 def _cell(value: Any) -> str:
-    """Metrics to 4 decimals; long swept numbers (Optuna's 0.0027138893134451714) to 4 significant digits."""
+    """Metrics to 4 decimals, swept values through `short`."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    text = str(value)
-    try:
-        number = float(text)
-    except ValueError:
-        return text.replace("|", "\\|")
-    return f"{number:.4g}" if len(text) > 8 and math.isfinite(number) else text
+    return short(str(value)).replace("|", "\\|")
 
 
 def to_markdown(table: Table) -> str:
