@@ -8,6 +8,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from cnnexp.data.sampler import EpochShuffleSampler
+from cnnexp.data.tensor_dataset import collate_images
 from cnnexp.errors import ConfigError
 
 
@@ -89,6 +90,7 @@ class BaseDataModule(L.LightningDataModule):
         assert dataset is not None, "setup() builds the data sets first"
         workers = self.num_workers
         kwargs = dict(batch_size=self.batch_size, num_workers=workers, pin_memory=self.pin_memory,
+                      collate_fn=collate_images,
                       persistent_workers=self.persistent_workers and workers > 0)
         if train:
             sampler = EpochShuffleSampler(len(dataset), self.seed)  # type: ignore[arg-type]

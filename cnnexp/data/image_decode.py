@@ -3,7 +3,7 @@
 Keras decodes with `tf.io.decode_image(channels=C, expand_animations=False)` (first frame; alpha dropped,
 gray replicated; 16-bit PNGs converted to 8 bits) and resizes with `tf.image.resize(method="bilinear")`
 (half-pixel centres, no antialiasing, aspect ratio not kept, no crop). Here Pillow decodes and
-`torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)` resizes; the result is
+a half-pixel bilinear resize without antialiasing (`resize_uint8`) shrinks or grows it; the result is
 rounded to uint8 for the cache (at most 0.5 grey level from Keras's float output).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}
 _PIL_MODE = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
@@ -57,17 +56,36 @@ def read_image(path: str, color_mode: str = "rgb") -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (C, H, W)
 
 
+def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows (or columns) and weights of a half-pixel bilinear resize along one axis.
+
+    `src = (dst + 0.5) * in / out - 0.5`, clamped to the image (tf.image.resize / torch align_corners=False).
+    """
+    src = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+    src = np.clip(src, 0, in_size - 1)
+    low = np.floor(src).astype(np.int64)
+    high = np.minimum(low + 1, in_size - 1)
+    return low, high, (src - low).astype(np.float32)
+
+
 def resize_uint8(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize (Keras / tf.image.resize semantics: half-pixel centres, no antialias) of a uint8 image.
+
+    Computed with numpy, one axis after the other, so that decoding threads do not contend for torch's
+    intra-op thread pool; equal to `F.interpolate(mode="bilinear", align_corners=False, antialias=False)`
+    up to float rounding (at most one grey level).
 
     Shape:
         - image: `(C, H, W)` uint8 -> `(C, size[0], size[1])` uint8.
     """
     if tuple(image.shape[-2:]) == tuple(size):
         return image
-    x = image.unsqueeze(0).to(torch.float32)  # (1, C, H, W)
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).squeeze(0)  # (C, h, w)
+    array = image.numpy().astype(np.float32)  # (C, H, W)
+    y0, y1, wy = _taps(array.shape[1], size[0])
+    x0, x1, wx = _taps(array.shape[2], size[1])
+    rows = array[:, y0, :] * (1 - wy)[:, None] + array[:, y1, :] * wy[:, None]  # (C, h, W)
+    out = rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx  # (C, h, w)
+    return torch.from_numpy(np.rint(out).clip(0, 255).astype(np.uint8))
 
 
 def load_image(path: str, size: tuple[int, int], color_mode: str = "rgb") -> torch.Tensor:

@@ -8,12 +8,23 @@ import torch
 from torch.utils.data import Dataset
 
 
+def collate_images(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack samples into `(x (N, C, H, W) float32, y (N,) int64)`, casting once per batch.
+
+    Samples travel from DataLoader workers as uint8 (4x less to copy) and are cast in one large operation
+    instead of one small one per image.
+    """
+    images, labels = zip(*batch)
+    y = torch.stack(labels) if isinstance(labels[0], torch.Tensor) else torch.tensor(labels)
+    return torch.stack(images).to(torch.float32), y.to(torch.int64)
+
+
 class ImageTensorDataset(Dataset):
-    """Serves `(image float32 (C, H, W) in 0..255, label int64)` from tensors held in memory.
+    """Serves `(image (C, H, W) in 0..255, label int64)` from tensors held in memory.
 
     The images are stored once (uint8 for decoded image files, float32 for data such as digits) and never
-    decoded again: an epoch is only indexing, the optional `transform` (augmentation, training set only)
-    and a cast to float32.
+    decoded again: an epoch is only indexing and the optional `transform` (augmentation, training set only).
+    Items keep the stored dtype; `collate_images` (used by every data module's loaders) makes float32 batches.
 
     Args:
         images: `(N, C, H, W)` tensor, values in 0..255 (uint8 or float).
@@ -21,7 +32,7 @@ class ImageTensorDataset(Dataset):
         transform: callable on one `(C, H, W)` image tensor (e.g. torchvision.transforms.v2), or None.
 
     Shape:
-        - item: `x (C, H, W)` float32, `y ()` int64.
+        - item: `x (C, H, W)` (stored dtype), `y ()` int64.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
@@ -39,4 +50,4 @@ class ImageTensorDataset(Dataset):
         x = self.images[index]  # (C, H, W)
         if self.transform is not None:
             x = self.transform(x)
-        return x.to(torch.float32), self.labels[index]
+        return x, self.labels[index]

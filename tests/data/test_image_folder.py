@@ -98,10 +98,10 @@ def test_augment_runs_on_training_images_only_and_keeps_dtype(image_tree):
     dm.setup()
     torch.manual_seed(0)
     x, _ = dm.train_set[0]
-    assert x.shape == (3, 16, 20) and x.dtype == torch.float32
-    assert not torch.equal(x, dm.train_set.images[0].float())  # rotated / zoomed / flipped
+    assert x.shape == (3, 16, 20) and x.dtype == torch.uint8  # augmented as uint8, cast per batch
+    assert not torch.equal(x, dm.train_set.images[0])  # rotated / zoomed / flipped
     assert dm.val_set.transform is None
-    assert torch.equal(dm.val_set[0][0], dm.val_set.images[0].float())
+    assert torch.equal(dm.val_set[0][0], dm.val_set.images[0])
     pickle.loads(pickle.dumps(dm))  # DDP spawn and joblib pickle the data module
 
 
@@ -114,3 +114,16 @@ BAD_ARGS = [({"image_size": [0, 5]}, "data.image_size"), ({"image_size": "big"},
 def test_bad_arguments(image_tree, kwargs, key):
     with pytest.raises(ConfigError, match=key):
         module(image_tree({"a": 5, "b": 5}), **kwargs)
+
+
+@pytest.mark.parametrize("shape, size", [((3, 240, 320), (180, 180)), ((1, 7, 5), (16, 11)), ((4, 33, 17), (8, 30))])
+def test_resize_matches_torch_bilinear_half_pixel(shape, size):
+    from cnnexp.data.image_decode import resize_uint8
+
+    image = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ours = resize_uint8(image, size)
+    exact = torch.nn.functional.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False,
+                                            antialias=False)[0]  # (C, h, w) float
+    assert ours.shape == (shape[0], *size) and ours.dtype == torch.uint8
+    error = (ours.float() - exact).abs()
+    assert error.max() <= 0.5 + 0.01  # rounding, plus torch's float32 source coordinates (ours are float64)
