@@ -70,5 +70,5 @@ def image_grid_figure(images: Tensor, titles: Sequence[str], ncols: int | None =
         else:
             ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
         ax.set_title(titles[i], fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.45 / (2.2 * nrows), hspace=0.45, wspace=0.1)
     return fig
