@@ -8,10 +8,13 @@ Tie rule: when several values of a window equal its maximum, the *first* one in 
 order (top row first, then left to right) is the arg-max and receives the whole gradient; the others
 get zero. This is also what PyTorch's CPU max_pool2d does.
 
-Two paths share the rule:
-- non-overlapping windows (stride == pool size, the common case): the input is only *reshaped* into
-  `(N, C, H_out, kH, W_out, kW)` (a view in any memory format) and reduced, no window copy;
-- any other stride: windows are gathered from a -inf padded NHWC copy, like im2col for conv2d.
+How: a window is `kH * kW` taps; tap `(i, j)` of every window at once is the strided view
+`x[:, :, i::sH, j::sW]` (no copy, any memory format). Forward takes the elementwise maximum of the
+taps. Backward walks the taps in row-major order and gives the upstream gradient to the first tap
+equal to the maximum, so no index tensor is stored at all: only the input and the output, which
+autograd keeps alive anyway for the neighbouring ReLU and conv. The masks are float 0/1 tensors
+(`sign(tap - max) + 1`): float elementwise ops vectorise, while float->bool comparisons, `where` and
+`masked_fill` are several times slower on CPU.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import WindowGeometry, window_geometry
-from .im2col import col2im_add_, nchw_view, nhwc_view, pad_nhwc, patches
 from .padding import Padding
 from .types import IntPair
 
 
-def _blocks(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
-    """View `(N, C, >=H_out*kH, >=W_out*kW)` as non-overlapping blocks `(N, C, H_out, kH, W_out, kW)`."""
-    (kh, kw), (ho, wo) = g.kernel, g.out_hw
-    return x[:, :, : ho * kh, : wo * kw].unflatten(3, (wo, kw)).unflatten(2, (ho, kh))
+def _taps(xp: torch.Tensor, g: WindowGeometry) -> list[torch.Tensor]:
+    """Tap `(i, j)` of every window, in row-major order; each a strided `(N, C, H_out, W_out)` view."""
+    (kh, kw), (sh, sw), (ho, wo) = g.kernel, g.stride, g.out_hw
+    return [xp[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] for i in range(kh) for j in range(kw)]
 
 
 def _pad_inf(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
@@ -40,59 +42,50 @@ def _pad_inf(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
 
 
 class MaxPool2dFunction(torch.autograd.Function):
-    """(values, argmax) = max_pool2d(x); argmax is the window index `row * kW + col` of the winner."""
+    """y = max over each window; the gradient goes to the first arg-max in row-major window order."""
 
     @staticmethod
-    def forward(x: torch.Tensor, geom: WindowGeometry) -> tuple[torch.Tensor, torch.Tensor]:
-        kh, kw = geom.kernel
-        if geom.stride == geom.kernel:
-            xb = _blocks(_pad_inf(x, geom.pads), geom)  # (N, C, H_out, kH, W_out, kW), a view
-            v_row, i_col = xb.max(dim=5)  # (N, C, H_out, kH, W_out): best column of each window row
-            values, i_row = v_row.max(dim=3)  # (N, C, H_out, W_out): best row (first on ties)
-            argmax = i_row * kw + i_col.gather(3, i_row.unsqueeze(3)).squeeze(3)
-        else:
-            xp = pad_nhwc(x, geom.pads, fill=-math.inf)  # (N, Hp, Wp, C)
-            win = patches(xp, geom).permute(0, 1, 2, 5, 3, 4).flatten(4)  # (N, H_out, W_out, C, kH*kW)
-            values, argmax = win.max(dim=4)  # first maximum on ties
-            values, argmax = nchw_view(values), nchw_view(argmax)  # (N, C, H_out, W_out)
-        small = torch.uint8 if kh * kw <= 256 else torch.int64
-        return values, argmax.to(small)
+    def forward(x: torch.Tensor, geom: WindowGeometry) -> torch.Tensor:
+        taps = _taps(_pad_inf(x, geom.pads), geom)
+        out = taps[0].clone() if len(taps) == 1 else torch.maximum(taps[0], taps[1])
+        for tap in taps[2:]:
+            out = torch.maximum(out, tap, out=out)  # (N, C, H_out, W_out)
+        return out
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
         x, geom = inputs
-        _, argmax = output
-        ctx.mark_non_differentiable(argmax)
-        ctx.save_for_backward(argmax)
+        ctx.save_for_backward(x, output)
         ctx.geom = geom
-        ctx.x_meta = (x.shape, x.dtype, x.device, x.is_contiguous(memory_format=torch.channels_last))
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor, _grad_argmax: Any = None) -> tuple[torch.Tensor | None, None]:
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None
-        (argmax,) = ctx.saved_tensors
+        x, out = ctx.saved_tensors
         geom: WindowGeometry = ctx.geom
-        shape, dtype, device, channels_last = ctx.x_meta
-        (kh, kw), (t, b, l, r) = geom.kernel, geom.pads
-        n, c, h, w = shape
-        hp, wp = geom.padded_hw
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        if geom.stride == geom.kernel:
-            ho, wo = geom.out_hw
-            covered = ho * kh == hp and wo * kw == wp
-            gxp = torch.empty((n, c, hp, wp), dtype=dtype, device=device, memory_format=fmt)
-            if not covered:
-                gxp.zero_()
-            tap = torch.arange(kh * kw, device=device, dtype=argmax.dtype).view(kh, 1, kw)  # (kH, 1, kW)
-            hit = argmax.unsqueeze(3).unsqueeze(5) == tap  # (N, C, H_out, kH, W_out, kW)
-            torch.mul(hit, grad_out.unsqueeze(3).unsqueeze(5), out=_blocks(gxp, geom))
-        else:
-            cols = grad_out.new_zeros((*argmax.shape, kh * kw))  # (N, C, H_out, W_out, kH*kW)
-            cols.scatter_(4, argmax.long().unsqueeze(4), grad_out.unsqueeze(4))
-            cols = cols.permute(0, 2, 3, 4, 1).reshape(-1, kh * kw * c)  # (N*H_out*W_out, kH*kW*C)
-            gxp_nhwc = col2im_add_(grad_out.new_zeros((n, hp, wp, c)), cols, geom)
-            gxp = nchw_view(gxp_nhwc)
+        t, _, l, _ = geom.pads
+        h, w = geom.in_hw
+        xp = _pad_inf(x, geom.pads)  # (N, C, Hp, Wp)
+        (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out_hw
+        tiles = (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == geom.padded_hw  # taps cover xp exactly once
+        gxp = torch.empty_like(xp) if tiles else torch.zeros_like(xp)
+        taps, gtaps = _taps(xp, geom), _taps(gxp, geom)
+        remaining = None  # 1.0 where no earlier tap of the window was the arg-max, else 0.0
+        for k, (tap, gtap) in enumerate(zip(taps, gtaps)):
+            if k == len(taps) - 1 and remaining is not None:
+                hit = remaining  # the maximum is somewhere: the last tap wins if no earlier one did
+            else:
+                hit = torch.sub(tap, out).sign_().add_(1.0)  # 1.0 where tap == max (tap - max <= 0)
+                if remaining is None:
+                    remaining = 1.0 - hit
+                else:
+                    hit.mul_(remaining)
+                    remaining.sub_(hit)
+            if tiles:
+                torch.mul(grad_out, hit, out=gtap)
+            else:
+                gtap.add_(grad_out * hit)
         return gxp[:, :, t : t + h, l : l + w], None
 
 
@@ -110,6 +103,7 @@ def max_pool2d(
 
     Shape:
         x: `(N, C, H, W)` -> `(N, C, H_out, W_out)`, `H_out = floor((H + top + bottom - kH) / sH) + 1`.
+        The output keeps x's memory format (channels_last stays channels_last).
 
     Example:
         >>> tuple(max_pool2d(torch.randn(1, 16, 45, 45)).shape)   # 'valid' floors 45 / 2
@@ -119,5 +113,4 @@ def max_pool2d(
         raise ValueError(f"max_pool2d: x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     stride = kernel_size if stride is None else stride
     geom = window_geometry((int(x.shape[2]), int(x.shape[3])), kernel_size, stride, padding, 1, op="max_pool2d")
-    values, _ = MaxPool2dFunction.apply(x, geom)
-    return values
+    return MaxPool2dFunction.apply(x, geom)
