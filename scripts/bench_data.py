@@ -38,8 +38,9 @@ def generate_jpegs(root: Path, n: int, classes: int, height: int, width: int, se
         pixels = (127 + 100 * base + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
         image = Image.fromarray(pixels)
         draw = ImageDraw.Draw(image)
-        x0, y0 = int(rng.integers(0, width - 60)), int(rng.integers(0, height - 60))
-        draw.ellipse((x0, y0, x0 + 60, y0 + 50), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        blob_w, blob_h = width // 5, height // 5
+        x0, y0 = int(rng.integers(0, width - blob_w)), int(rng.integers(0, height - blob_h))
+        draw.ellipse((x0, y0, x0 + blob_w, y0 + blob_h), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
         image.save(folder / f"img_{i:05d}.jpg", quality=90)
 
 
