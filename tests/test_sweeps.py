@@ -71,17 +71,17 @@ def last_scalar(run_dir: Path, tag: str) -> float:
 
 @pytest.mark.slow
 def test_grid_sweep_2x2_fast_dev_run(tmp_path):
-    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
-
     sweep = tmp_path / "multirun" / "grid"
-    cnnexp(tmp_path, "-m", "model.conv_impl=custom,torch", "optimizer.lr=1e-3,3e-4", *FAST, f"hydra.sweep.dir={sweep}")
+    proc = cnnexp(tmp_path, "-m", "model.conv_impl=custom,torch", "optimizer.lr=1e-3,3e-4", *FAST, f"hydra.sweep.dir={sweep}")
     jobs = job_overrides(sweep)
-    assert sorted(jobs) == ["0", "1", "2", "3"]
+    assert sorted(jobs) == ["0", "1", "2", "3"]  # one folder per combination
     combos = {(o[0], o[1]) for o in jobs.values()}
-    assert combos == set(itertools.product(["model.conv_impl=custom", "model.conv_impl=torch"], ["optimizer.lr=0.001", "optimizer.lr=0.0003"]))
-    # one TensorBoard root: the sweep folder holds one run per job
-    mux = EventMultiplexer().AddRunsFromDirectory(str(sweep))
-    assert sorted(Path(run).parts[0] for run in mux.Runs()) == ["0", "1", "2", "3"]
+    impls, lrs = ["model.conv_impl=custom", "model.conv_impl=torch"], ["optimizer.lr=0.001", "optimizer.lr=0.0003"]
+    assert combos == set(itertools.product(impls, lrs))
+    for job in jobs:  # each job trained and tested in its own folder
+        assert f"run: {sweep.relative_to(tmp_path) / job}" in proc.stdout or f"run: {sweep / job}" in proc.stdout
+        resolved = yaml.safe_load((sweep / job / "config_resolved.yaml").read_text())
+        assert resolved["paths"]["output_dir"] == str(sweep / job)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,7 @@ def test_report_on_a_real_sweep_matches_the_event_files(real_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_hparams_tab_lists_every_run_with_val_acc_best(real_sweep):
+    """The sweep folder is one TensorBoard root: the multiplexer finds one run (HParams session) per job."""
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
     from tensorboard.plugins.hparams import plugin_data_pb2
 
