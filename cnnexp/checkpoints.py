@@ -1,7 +1,7 @@
 """Checkpoint files: safe loading, atomic writing, and finding the checkpoint a run resumes from.
 
 - `load_checkpoint(path)` reads a Lightning (or plain `torch.save`) checkpoint with `torch.load(weights_only=True)`:
-  only tensors, containers and an explicit allowlist of classes (`SAFE_GLOBALS`) are rebuilt, so a crafted pickle
+  only tensors, containers and an explicit allowlist of classes (`safe_globals()`) are rebuilt, so a crafted pickle
   cannot run code. A refused file raises `UnsafeCheckpointError` naming the file and the classes it asked for.
 - `atomic_torch_save(obj, path)` writes to a temporary file in the same folder, fsyncs it and `os.replace`s it over
   `path`: a write that is killed leaves the previous file intact, never a truncated one.
@@ -39,7 +39,8 @@ class UnsafeCheckpointError(ConfigError):
 def _optim_classes() -> list[type]:
     """Every optimizer and LR scheduler class in torch.optim (Hydra's `_partial_` optimizers land in hparams)."""
     bases = (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
-    found = [obj for mod in (torch.optim, torch.optim.lr_scheduler) for _, obj in inspect.getmembers(mod, inspect.isclass)]
+    modules = (torch.optim, torch.optim.lr_scheduler)
+    found = [obj for mod in modules for _, obj in inspect.getmembers(mod, inspect.isclass)]
     return [c for c in found if issubclass(c, bases)]
 
 
@@ -115,7 +116,8 @@ def _blocked_globals(path: Path) -> list[str]:
         pass
     allowed = {f"{g.__module__}.{g.__name__}" for g in safe_globals()}
     try:
-        return [g for g in _pickle_globals(path.read_bytes()) if g not in allowed]
+        # a raw pickle is refused either way; name the globals that are not torch's own tensor rebuilders
+        return [g for g in _pickle_globals(path.read_bytes()) if g not in allowed and not g.startswith("torch.")]
     except Exception:
         return []
 
@@ -233,7 +235,8 @@ def resolve_ckpt_path(cfg: Any) -> str | None:
       - `resume: <run folder or file>` -> that run's newer of `checkpoints/last.ckpt` / `checkpoints/interrupted.ckpt`.
       - `ckpt_path: last` or `resume: true` -> among the run folders `<paths.log_dir>/runs/*/` other than this run's,
         those whose saved `.hydra/config.yaml` agrees with this config on `MATCH_KEYS` (task_name, data class, layer
-        list), the most recently written `last.ckpt` / `interrupted.ckpt`.
+        list), the most recently written `last.ckpt` / `interrupted.ckpt`. (Sweep jobs live under
+        `<log_dir>/multirun/`: resume one with `resume=<its folder>`.)
 
     Raises:
         ConfigError: nothing to resume from; the message names the file or folder that was searched.
@@ -268,12 +271,10 @@ def resolve_ckpt_path(cfg: Any) -> str | None:
 def _from_run_dir(path: Path, key: str) -> str:
     if path.is_file():
         return str(path)
-    if path.is_dir():
-        found = _run_checkpoint(path) or _run_checkpoint(path.parent if path.name == CKPT_DIR else path)
-        if found is None and (path / LAST).is_file():
-            found = path / LAST
-        if found is not None:
-            return str(found)
+    run_dir = path.parent if path.name == CKPT_DIR else path  # a run folder or its checkpoints/ folder
+    found = _run_checkpoint(run_dir) if run_dir.is_dir() else None
+    if found is not None:
+        return str(found)
     raise ConfigError(
         f"{key}={path}: no checkpoint found; searched {path / CKPT_DIR / LAST} and {path / CKPT_DIR / INTERRUPTED}. "
         f"Pass a run folder that has a checkpoints/ folder, or a .ckpt file."

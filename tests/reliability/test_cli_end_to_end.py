@@ -24,6 +24,14 @@ SMALL = ["model=tiny_cnn", "logger=csv", "+trainer.limit_train_batches=6", "+tra
 GUARDS = ["++callbacks.nan_guard._target_=cnnexp.lit.callbacks.nan_guard.NanGuard",
           "++callbacks.interrupt_checkpoint._target_=cnnexp.lit.callbacks.interrupt_checkpoint.InterruptCheckpoint",
           "++trainer.plugins=[{_target_:cnnexp.lit.atomic_checkpoint_io.AtomicCheckpointIO}]"]
+# Lightning 2.6's ModelCheckpoint(save_last=True) rewrites last.ckpt only when it also saves a top-k checkpoint,
+# i.e. when val/acc improves; a second ModelCheckpoint without a monitor keeps last.ckpt at the latest epoch.
+LAST_EVERY_EPOCH = ["callbacks.model_checkpoint.save_last=false",
+                    "++callbacks.last_checkpoint._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+                    "++callbacks.last_checkpoint.dirpath=${paths.output_dir}/checkpoints",
+                    "++callbacks.last_checkpoint.filename=last", "++callbacks.last_checkpoint.monitor=null",
+                    "++callbacks.last_checkpoint.save_top_k=1",
+                    "++callbacks.last_checkpoint.enable_version_counter=false"]
 FOUR_POOLS = ("model.net.layers=[" + ",".join(["{_target_:cnnexp.layers.MaxPool2D}"] * 4)
               + ",{_target_:cnnexp.layers.Flatten},{_target_:cnnexp.layers.Dense,units:null}]")
 
@@ -70,13 +78,26 @@ def metrics(run: Path) -> dict[str, str]:
     (["model.net.layers.1.kernel_size=0"], "model.net.layers.1.kernel_size=0 (Conv2D) is invalid"),
     (["data=nope"], "Available options in 'data':\n  cifar10\n  digits"),
     ([FOUR_POOLS], "(MaxPool2D) cannot take input of shape (1, 1, 1)"),
-], ids=["batch_size", "lr", "kernel_size", "unknown_group_option", "four_pools_on_8x8"])
+    (["resume=true"], "resume=true: no earlier run with checkpoints/last.ckpt under outputs/runs/*/"),
+    (["ckpt_path=evil.ckpt", GUARDS[-1]], "refused to load evil.ckpt: it asks to run or rebuild posix.system"),
+], ids=["batch_size", "lr", "kernel_size", "unknown_group_option", "four_pools_on_8x8", "nothing_to_resume",
+        "malicious_checkpoint"])
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, overrides: list[str], expected: str) -> None:
+    import os
+
+    import torch
+
+    class RunsCode:
+        def __reduce__(self):  # noqa: ANN204
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"state_dict": {}, "x": RunsCode()}, tmp_path / "evil.ckpt")
     result = cnnexp(tmp_path, *overrides, "debug=fast_dev_run")
     assert result.returncode == 2, result.stderr[-3000:]
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("outputs/runs/*/checkpoints/*.ckpt")), "nothing should have been trained"
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
@@ -93,8 +114,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("how", ["ckpt_path=last", "resume=true"])
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str) -> None:
-    args = [*SMALL, *GUARDS, "trainer.max_epochs=4", "trainer.deterministic=true", "seed=7",
-            "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.filename=last_epoch"]
+    args = [*SMALL, *GUARDS, *LAST_EVERY_EPOCH, "trainer.max_epochs=4", "trainer.deterministic=true", "seed=7"]
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     full = cnnexp(tmp_path / "a", *args)
     assert full.returncode == 0, full.stderr[-3000:]
@@ -114,6 +134,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str)
     want, got = metrics(full_run), metrics(resumed_run)
     for key in ("val/loss", "val/acc", "train/loss", "test/acc", "test/loss", "epoch"):
         assert got[key] == want[key], key
+    with open(resumed_run / "csv" / "metrics.csv") as f:  # it resumed (epoch 2 onwards), not trained afresh
+        assert min(int(row["epoch"]) for row in csv.DictReader(f) if row["epoch"]) == 2
 
 
 def test_sigint_saves_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ class InterruptCheckpoint(Callback):
 
     def _save(self, trainer: Any, why: str) -> None:
         path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path, weights_only=False)  # full state (optimizer, loops); through the strategy's CheckpointIO (atomic with AtomicCheckpointIO)
+        # the full state (optimizer, loops), through the strategy's CheckpointIO (atomic with AtomicCheckpointIO)
+        trainer.save_checkpoint(path, weights_only=False)
         self.saved_path = path
         run_dir = path.parent.parent if path.parent.name == CKPT_DIR else path.parent
         sys.stderr.write(
