@@ -20,8 +20,7 @@ from cnnexp.data.messages import warn_files
 from cnnexp.errors import DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras ALLOWLIST_FORMATS
-LAYOUT = ("<data_dir>/<class_name>/<image>.jpg, one sub-folder per class, as flower_photos: "
-          "flower_photos/daisy/100080576_f52e8ee070_n.jpg, flower_photos/roses/...")
+LAYOUT = "<data_dir>/<class_name>/<image>.jpg, one sub-folder per class (as flower_photos/daisy/*.jpg, roses/*.jpg)"
 
 
 class FolderIndex(NamedTuple):
@@ -65,7 +64,7 @@ def index_directory(data_dir: str, class_names: Sequence[str] | None = None,
     Warns:
         DataWarning: non-image files (skipped) and class folders without images (kept, as in Keras).
     """
-    data_dir = os.fspath(data_dir)
+    data_dir = os.path.abspath(os.fspath(data_dir))
     if not os.path.isdir(data_dir):
         what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
         raise DataError(f"image folder {data_dir!r} {what}. Expected layout: {LAYOUT}. Set `data.data_dir=...` "

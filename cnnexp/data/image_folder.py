@@ -56,13 +56,13 @@ class ImageFolderDataModule(BaseDataModule):
                  test_dir: str | None = None, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, decode_threads: int | None = None) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers, seed)
-        self.data_dir = os.fspath(data_dir)
+        self.data_dir = os.path.abspath(os.fspath(data_dir))
         self.image_size = check_size("image_size", image_size)
         self.validation_split = check_fraction("validation_split", validation_split)
         self.cache = check_choice("cache", cache, CACHE_MODES)
         self.color_mode = check_choice("color_mode", color_mode, tuple(COLOR_MODES))
         self.cache_dir = os.fspath(cache_dir) if cache_dir else os.path.join(self.data_dir, ".cnnexp_cache")
-        self.test_dir = os.fspath(test_dir) if test_dir else None
+        self.test_dir = os.path.abspath(os.fspath(test_dir)) if test_dir else None
         self.augment = resolve_augment(augment)
         self.decode_threads = decode_threads
         self.index = index_directory(self.data_dir)  # lists files only: DataError now if the folder is bad

@@ -114,7 +114,7 @@ class TorchvisionDataModule(BaseDataModule):
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers, seed)
         self.name = check_choice("name", name, tuple(SETS))
         self.spec = SETS[self.name]
-        self.data_dir = os.fspath(data_dir)
+        self.data_dir = os.path.abspath(os.fspath(data_dir))
         self.download = bool(download)
         self.val_fraction = check_fraction("val_fraction", val_fraction)
         self.augment = resolve_augment(augment)
