@@ -86,3 +86,19 @@ def test_gradient_clip_val_bounds_the_update(tmp_path: Path, clip: float | None)
         assert step > 1.0
     else:
         assert step == pytest.approx(clip, rel=1e-3)
+
+
+def test_gradient_clip_val_from_the_config_takes_effect(tmp_path: Path) -> None:
+    """`trainer.gradient_clip_val=...` in the composed config reaches the Trainer Hydra builds."""
+    from hydra.utils import instantiate
+
+    from .compose import compose
+
+    cfg = compose(["trainer.gradient_clip_val=0.01", f"paths.output_dir={tmp_path}", "trainer.accelerator=cpu",
+                   "trainer.devices=1", "trainer.max_epochs=1", "+trainer.max_steps=1"])
+    module = TinyModule(lr=1.0, loss_hook=lambda step, loss: loss * 1000.0)
+    before = [p.detach().clone() for p in module.parameters()]
+    t = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    t.fit(module, *loaders())
+    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(module.parameters(), before)))
+    assert step == pytest.approx(0.01, rel=1e-3)

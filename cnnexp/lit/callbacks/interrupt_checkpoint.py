@@ -12,6 +12,7 @@ Resuming: `resume=<run folder>` or `resume=true` picks the newer of `last.ckpt` 
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import threading
@@ -78,14 +79,14 @@ class InterruptCheckpoint(Callback):
         self._restore()
         if self.saved_path is not None or trainer.state.fn != "fit":
             return
-        if isinstance(exception, SIGTERMException):
-            self._save(trainer, "SIGTERM")
-        elif isinstance(exception, KeyboardInterrupt):
-            if self.requested is not None:  # the second Ctrl-C: the user asked to stop now
-                sys.stderr.write("Stopped by a second Ctrl-C: no interrupt checkpoint was written; "
-                                 "resume=true continues from the last epoch-end checkpoint.\n")
-            else:  # a KeyboardInterrupt our handler did not see (not the main thread): save what there is
-                self._save(trainer, "KeyboardInterrupt")
+        if isinstance(exception, KeyboardInterrupt) and self.requested is not None:  # the second Ctrl-C
+            sys.stderr.write("Stopped by a second Ctrl-C: no interrupt checkpoint was written; "
+                             "resume=true continues from the last epoch-end checkpoint.\n")
+        elif isinstance(exception, (SIGTERMException, KeyboardInterrupt)):  # SIGTERM, or a Ctrl-C we did not see
+            try:  # Lightning still has to close the loggers after this hook: never raise from here
+                self._save(trainer, "SIGTERM" if isinstance(exception, SIGTERMException) else "KeyboardInterrupt")
+            except Exception as exc:  # noqa: BLE001
+                sys.stderr.write(f"Could not save an interrupt checkpoint: {exc}\n")
 
     def checkpoint_path(self, trainer: Any) -> Path:
         """Where the checkpoint goes (see `dirpath`)."""
@@ -116,4 +117,4 @@ def _overrides() -> str:
         task = [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "ckpt_path="))]
     except Exception:  # not inside a Hydra app
         return ""
-    return " ".join(task) + " " if task else ""
+    return "".join(shlex.quote(o) + " " for o in task)
