@@ -4,13 +4,14 @@ Forward (the lecture's "slide the kernel, multiply, sum over all channels, add t
 
     xp   = pad(x) in NHWC                                  # (N, Hp, Wp, C_in)
     cols = every window of xp as a row                     # (N*H_out*W_out, kH*kW*C_in)
-    y    = bias + cols @ w2                                # (N*H_out*W_out, C_out) == NHWC output
+    y    = cols @ W^T + bias                               # (N*H_out*W_out, C_out) == NHWC output
 
 Backward, with g = dL/dy as `(N*H_out*W_out, C_out)`:
 
     dL/dbias   = sum of g over rows                        # (C_out,)
-    dL/dw2     = cols^T @ g                                # (kH*kW*C_in, C_out)
-    dL/dcols   = g @ w2^T, scattered back onto the pixels each window read (col2im), then unpadded
+    dL/dW      = g^T @ cols                                # (C_out, kH*kW*C_in)
+    dL/dx      = g @ W scattered back onto the pixels each window read (col2im), unpadded; for stride 1
+                 equivalently a correlation of g with the flipped kernel (see grid_gemm.py)
 
 No torch convolution op is called (no F.conv2d, conv_transpose, torch.nn.grad, aten.convolution*),
 and nothing is differentiated by autograd: the three gradients are written out above. The output is
@@ -24,31 +25,62 @@ from typing import Any
 
 import torch
 
+from . import grid_gemm
 from .geometry import WindowGeometry, conv_geometry
+from .gemm import gemm
 from .im2col import col2im_add_, im2col, nchw_view, nhwc_view, pad_nhwc
 from .padding import Padding
 from .types import IntPair
 
 
 def _weight_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """`(C_out, C_in, kH, kW)` -> `(kH*kW*C_in, C_out)`, rows ordered like im2col's columns."""
+    """`(C_out, C_in, kH, kW)` -> `(C_out, kH*kW*C_in)`, columns ordered like im2col's `(kH, kW, C_in)`."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _strided_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry):
+    """Any stride: whole-batch im2col + one GEMM. Shape: -> `(N, C_out, H_out, W_out)`, channels_last."""
+    ho, wo = geom.out_hw
+    cols = im2col(pad_nhwc(x, geom.pads), geom)  # (M, K), M = N*H_out*W_out
+    y2 = gemm(cols, _weight_matrix(weight), bias)  # (M, C_out)
+    return nchw_view(y2.view(x.shape[0], ho, wo, weight.shape[0]))
+
+
+def _strided_backward(x, weight, grad_out, geom: WindowGeometry, need_x: bool, need_w: bool):
+    """Gradients for any stride: dW = g^T @ cols; dx = col2im(g @ W), unpadded."""
     c_out = weight.shape[0]
-    return weight.permute(2, 3, 1, 0).reshape(-1, c_out)
+    g2 = nhwc_view(grad_out).reshape(-1, c_out)  # (M, C_out)
+    grad_x = grad_w = None
+    if need_w:
+        cols = im2col(pad_nhwc(x, geom.pads), geom)  # (M, K)
+        gw = gemm(g2.t(), cols.t())  # (C_out, K), K ordered (kH, kW, C_in)
+        kh, kw = geom.kernel
+        grad_w = gw.view(c_out, kh, kw, -1).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
+    if need_x:
+        n, c_in, h, w = x.shape
+        gcols = gemm(g2, _weight_matrix(weight).t())  # (M, K)
+        hp, wp = geom.padded_hw
+        gxp = col2im_add_(x.new_zeros((n, hp, wp, c_in)), gcols, geom)
+        t, _, l, _ = geom.pads
+        grad_x = nchw_view(gxp[:, t : t + h, l : l + w])  # (N, C_in, H, W)
+    return grad_x, grad_w
 
 
 class Conv2dFunction(torch.autograd.Function):
-    """y = conv2d(x, weight, bias) with gradients for x, weight and bias written by hand."""
+    """y = conv2d(x, weight, bias) with gradients for x, weight and bias written by hand.
+
+    Stride 1 (any dilation) runs on the flattened padded grid (`grid_gemm`: blocked im2col, one GEMM per
+    block, input gradient as a full correlation with the flipped kernel); other strides use a
+    whole-batch im2col and a col2im scatter-add.
+    """
 
     @staticmethod
     def forward(
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
     ) -> torch.Tensor:
-        n, c_out = x.shape[0], weight.shape[0]
-        ho, wo = geom.out_hw
-        cols = im2col(pad_nhwc(x, geom.pads), geom)  # (M, K)
-        w2 = _weight_matrix(weight)  # (K, C_out)
-        y2 = torch.addmm(bias, cols, w2) if bias is not None else torch.mm(cols, w2)  # (M, C_out)
-        return nchw_view(y2.view(n, ho, wo, c_out))  # (N, C_out, H_out, W_out), channels_last
+        if geom.stride == (1, 1):
+            return grid_gemm.forward(x, weight, bias, geom)
+        return _strided_forward(x, weight, bias, geom)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -62,24 +94,11 @@ class Conv2dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         geom: WindowGeometry = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        c_out = weight.shape[0]
-        g2 = nhwc_view(grad_out).reshape(-1, c_out)  # (M, C_out)
-        grad_x = grad_w = grad_b = None
-        if need_b and ctx.has_bias:
-            grad_b = g2.sum(0)  # (C_out,)
-        if need_w:
-            cols = im2col(pad_nhwc(x, geom.pads), geom)  # (M, K)
-            gw = torch.mm(g2.t(), cols)  # (C_out, K), K ordered (kH, kW, C_in)
-            kh, kw = geom.kernel
-            grad_w = gw.view(c_out, kh, kw, -1).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
-        if need_x:
-            n, c_in, h, w = x.shape
-            gcols = torch.mm(g2, _weight_matrix(weight).t())  # (M, K)
-            hp, wp = geom.padded_hw
-            gxp = x.new_zeros((n, hp, wp, c_in))
-            col2im_add_(gxp, gcols, geom)
-            t, _, l, _ = geom.pads
-            grad_x = nchw_view(gxp[:, t : t + h, l : l + w])  # (N, C_in, H, W)
+        grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
+        grad_x = grad_w = None
+        if need_x or need_w:
+            impl = grid_gemm.backward if geom.stride == (1, 1) else _strided_backward
+            grad_x, grad_w = impl(x, weight, grad_out, geom, need_x, need_w)
         return grad_x, grad_w, grad_b, None
 
 

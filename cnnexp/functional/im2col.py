@@ -26,18 +26,22 @@ def nchw_view(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
-def pad_nhwc(x: torch.Tensor, pads: tuple[int, int, int, int], fill: float = 0.0) -> torch.Tensor:
-    """Copy `x` into a contiguous, padded NHWC buffer (no copy when it already is one and pads are 0).
+def pad_nhwc(
+    x: torch.Tensor, pads: tuple[int, int, int, int], fill: float = 0.0, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Copy `x` into a contiguous, padded NHWC buffer (no copy when it already is one, pads are 0 and
+    no `out` is given).
 
     Shape:
         x: `(N, C, H, W)` in any memory format -> `(N, H + top + bottom, W + left + right, C)`.
     """
     t, b, l, r = pads
     xh = nhwc_view(x)  # (N, H, W, C)
-    if t == b == l == r == 0:
+    if out is None and t == b == l == r == 0:
         return xh.contiguous()
     n, h, w, c = xh.shape
-    out = x.new_empty((n, h + t + b, w + l + r, c))
+    if out is None:
+        out = x.new_empty((n, h + t + b, w + l + r, c))
     if t:
         out[:, :t].fill_(fill)
     if b:
