@@ -52,6 +52,16 @@ def job_overrides(sweep_dir: Path) -> dict[str, list[str]]:
     }
 
 
+def assert_jobs_completed(proc: subprocess.CompletedProcess, sweep: Path, jobs: list[str]) -> None:
+    """A failed job returns NaN and the sweep goes on (exit 0): check that every job printed its result line."""
+    lines = [line.rstrip() for line in proc.stdout.splitlines() if "run: " in line]
+    for job in jobs:
+        log = sweep / job / "__main__.log"
+        assert any(line.endswith(f"{sweep.name}/{job}") for line in lines), (
+            f"job {job} did not finish; its log:\n" + (log.read_text()[-3000:] if log.exists() else "(none)")
+        )
+
+
 def last_scalar(run_dir: Path, tag: str) -> float:
     """The last value of `tag` in the run's event files, read independently of cnnexp.report."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -78,8 +88,8 @@ def test_grid_sweep_2x2_fast_dev_run(tmp_path):
     combos = {(o[0], o[1]) for o in jobs.values()}
     impls, lrs = ["model.conv_impl=custom", "model.conv_impl=torch"], ["optimizer.lr=0.001", "optimizer.lr=0.0003"]
     assert combos == set(itertools.product(impls, lrs))
+    assert_jobs_completed(proc, sweep, list(jobs))
     for job in jobs:  # each job trained and tested in its own folder
-        assert f"run: {sweep.relative_to(tmp_path) / job}" in proc.stdout or f"run: {sweep / job}" in proc.stdout
         resolved = yaml.safe_load((sweep / job / "config_resolved.yaml").read_text())
         assert resolved["paths"]["output_dir"] == str(sweep / job)
 
@@ -89,7 +99,10 @@ def real_sweep(tmp_path_factory) -> Path:
     """Two logged runs (lr 1e-3 and 3e-2) of 2 short epochs each."""
     cwd = tmp_path_factory.mktemp("real_sweep")
     sweep = cwd / "multirun" / "real"
-    cnnexp(cwd, "-m", "optimizer.lr=1e-3,3e-2", *LIMITED, f"hydra.sweep.dir={sweep}")
+    # the pictures callback is listed explicitly so this works whether or not callbacks/default.yaml has it
+    pictures = "callbacks=[default,tensorboard_pictures]"
+    proc = cnnexp(cwd, "-m", "optimizer.lr=1e-3,3e-2", pictures, *LIMITED, f"hydra.sweep.dir={sweep}")
+    assert_jobs_completed(proc, sweep, ["0", "1"])
     return sweep
 
 
@@ -138,24 +151,38 @@ def test_hparams_tab_lists_every_run_with_val_acc_best(real_sweep):
 def test_pictures_are_logged_in_a_real_run(real_sweep):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = yaml.safe_load((real_sweep / "0" / ".hydra" / "config.yaml").read_text())
-    if "tensorboard_pictures" not in (config.get("callbacks") or {}):
-        pytest.skip("tensorboard_pictures is not in callbacks/default.yaml yet")
     acc = EventAccumulator(str(real_sweep / "0" / "tensorboard"), size_guidance={"images": 0, "histograms": 0})
     acc.Reload()
     images = acc.Tags()["images"]
-    assert "filters/net.layers.1" in images and "feature_maps/net.layers.1" in images, images
-    assert {"val/confusion_matrix", "feature_maps/input"} <= set(images)
-    assert acc.Images("filters/net.layers.1")[0].height == 3 * 34 + 1  # 8 filters, 3x3 -> 33px tiles, 3x3 grid
+    expected = {"filters/net.layers.1", "feature_maps/input", "feature_maps/net.layers.1", "val/confusion_matrix"}
+    assert expected <= set(images), images
+    filters = acc.Images("filters/net.layers.1")
+    assert len(filters) == 2  # one per epoch
+    assert (filters[0].height, filters[0].width) == (3 * 34 + 1, 3 * 34 + 1)  # 8 filters 3x3 -> 33px tiles, 3x3 grid
+    assert "weights/net.layers.1.weight" in acc.Tags()["histograms"]
+
+
+def test_pictures_callback_is_on_by_default():
+    from hydra import compose, initialize_config_module
+
+    import cnnexp.conf  # noqa: F401
+
+    with initialize_config_module("cnnexp.conf", version_base="1.3"):
+        cfg = compose("config")
+    if "tensorboard_pictures" not in cfg.callbacks:
+        pytest.skip("waiting for the runner to add tensorboard_pictures to callbacks/default.yaml")
+    assert cfg.callbacks.tensorboard_pictures._target_.endswith("TensorBoardPictures")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher,extra", [("joblib", ["hydra.launcher.n_jobs=2"]), ("submitit_local", [])])
 def test_launchers_run_every_job(tmp_path, launcher, extra):
     sweep = tmp_path / "multirun" / launcher
-    cnnexp(tmp_path, "-m", f"hydra/launcher={launcher}", *extra, "optimizer.lr=1e-3,3e-4", *FAST, f"hydra.sweep.dir={sweep}")
+    proc = cnnexp(tmp_path, "-m", f"hydra/launcher={launcher}", *extra, "optimizer.lr=1e-3,3e-4", *FAST, f"hydra.sweep.dir={sweep}")
     jobs = job_overrides(sweep)
     assert sorted(o[0] for o in jobs.values()) == ["optimizer.lr=0.0003", "optimizer.lr=0.001"]
+    if launcher == "joblib":  # submitit_local jobs print into <sweep>/.submitit/, not to this stdout
+        assert_jobs_completed(proc, sweep, list(jobs))
     assert all((sweep / job / "config_resolved.yaml").is_file() for job in jobs)
 
 

@@ -149,6 +149,7 @@ def _fit(tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=Fa
         callbacks=[TensorBoardPictures(histogram_every_n_steps=2, num_misclassified=5)],
         fast_dev_run=fast_dev_run,
         num_sanity_val_steps=0,
+        log_every_n_steps=1,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
