@@ -32,6 +32,7 @@ LIMITED = [
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
     "trainer.accelerator=cpu",
+    "logger.tensorboard.log_graph=false",  # the model graph is not what these tests check (and tracing costs time)
 ]
 
 
