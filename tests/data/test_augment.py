@@ -34,8 +34,8 @@ def test_flowers_preset_is_the_tutorial_recipe():
 def test_reflect_fill_never_brings_in_black_corners(dtype, preset):
     torch.manual_seed(0)
     transform = resolve_augment(preset)
-    image = torch.full((3, 40, 30), 200, dtype=dtype)
-    for _ in range(20):
+    image = torch.full((3, 20, 16), 200, dtype=dtype)
+    for _ in range(8):
         out = transform(image)
         assert out.shape == image.shape and out.dtype == dtype
         assert out.min() >= 199  # a constant image stays constant: no outside pixels were sampled
