@@ -235,25 +235,29 @@ def optuna_trials(storage: str, study: str = "digits_optuna") -> list:
     return optuna.load_study(study_name=study, storage=storage).trials
 
 
-def test_hparams_search_config_composes(tmp_path):
-    """The search space's keys exist in the composed config, for the lecture model and the tiny one."""
+@pytest.mark.parametrize(
+    "extra",
+    [["model=keras_cnn"], ["model=tiny_cnn"], ["model=keras_cnn_dropout", "hydra/launcher=joblib"], ["hydra/launcher=slurm"]],
+)
+def test_hparams_search_config_composes(extra):
+    """The search space's keys exist in the composed config (lecture and tiny model), with any launcher."""
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     import cnnexp.conf  # noqa: F401
 
-    for model in ["keras_cnn", "tiny_cnn"]:
-        with initialize_config_module("cnnexp.conf", version_base="1.3"):
-            cfg = compose("config", overrides=["+hparams_search=digits_optuna", f"model={model}"], return_hydra_config=True)
-        sweeper = cfg.hydra.sweeper
-        assert sweeper.direction == "maximize" and cfg.optimized_metric == "val/acc_best"
-        assert sweeper.storage == "sqlite:///outputs/optuna/digits.db" and sweeper.study_name == "digits_optuna"
-        assert sweeper.max_failure_rate == 1.0 and sweeper.sampler._target_ == "optuna.samplers.TPESampler"
-        assert set(sweeper.params) == {"optimizer.lr", "data.batch_size", "model.net.layers.1.filters", "model.dropout"}
-        for key in sweeper.params:
-            assert OmegaConf.select(cfg, key, default="missing") != "missing", (model, key)
-        assert cfg.model.net.layers[1]._target_ == "cnnexp.layers.Conv2D"
-        assert "fail_non_finite" in cfg.hydra.callbacks
+    with initialize_config_module("cnnexp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["+hparams_search=digits_optuna", *extra], return_hydra_config=True)
+    model = cfg.hydra.runtime.choices.model
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.direction == "maximize" and cfg.optimized_metric == "val/acc_best"
+    assert sweeper.storage == "sqlite:///outputs/optuna/digits.db" and sweeper.study_name == "digits_optuna"
+    assert sweeper.max_failure_rate == 1.0 and sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert set(sweeper.params) == {"optimizer.lr", "data.batch_size", "model.net.layers.1.filters", "model.dropout"}
+    for key in sweeper.params:
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", (model, key)
+    assert cfg.model.net.layers[1]._target_ == "cnnexp.layers.Conv2D"
+    assert "fail_non_finite" in cfg.hydra.callbacks
 
 
 @pytest.mark.slow
