@@ -13,7 +13,10 @@ from cnnexp.errors import CnnexpError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m cnnexp.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnexp.report",
+        description="Tabulate and plot a sweep: report.md, report.csv (swept parameters vs metrics) and val_acc.png.",
+    )
     parser.add_argument("sweep_dir", help="a sweep folder (outputs/multirun/<time>) or one run folder")
     parser.add_argument("--out", default=None, help="where to write the report files (default: the sweep folder)")
     parser.add_argument("--metric", default=None, help="sort by this tag (default: the runs' optimized_metric)")
