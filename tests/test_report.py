@@ -156,11 +156,12 @@ def test_job_folders_in_numeric_order(tmp_path):
     assert [d.name for d in find_run_dirs(tmp_path)] == ["1", "2", "10"]
 
 
-@pytest.mark.parametrize("make", [lambda p: p, lambda p: p / "missing"])
-def test_no_runs_is_a_clear_error(tmp_path, make):
+@pytest.mark.parametrize("name,message", [("", "no runs found under"), ("missing", "is not a folder")])
+def test_no_runs_is_a_clear_error(tmp_path, name, message):
     (tmp_path / "3").mkdir()  # a folder without .hydra is not a run
-    with pytest.raises(DataError, match="no runs found|not a folder"):
-        build_report(make(tmp_path))
+    with pytest.raises(DataError, match=message):
+        build_report(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3"]  # nothing written, no folder created
 
 
 def test_cli_prints_error_and_exits_2(tmp_path):

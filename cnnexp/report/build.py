@@ -51,9 +51,9 @@ def build_report(
         DataError: `sweep_dir` is missing or holds no runs.
     """
     sweep_dir = Path(sweep_dir)
+    runs = load_runs(sweep_dir)  # first: a mistyped folder must not be created below
     out = Path(out_dir) if out_dir is not None else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(sweep_dir)
     metric = metric or optimized_metric(runs)
     maximize = ("loss" not in metric) if maximize is None else maximize
     table = make_table(runs, metric, maximize)
