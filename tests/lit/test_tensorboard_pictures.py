@@ -135,7 +135,9 @@ def _make_fit_parts():
     return L, TinyData, TinyNet
 
 
-def _fit(tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=False, epochs=1, accelerator="cpu"):
+def _fit(
+    tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=False, epochs=1, accelerator="cpu", **options
+):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from cnnexp.lit.callbacks.tensorboard_pictures import TensorBoardPictures
@@ -146,7 +148,7 @@ def _fit(tmp_path, *, fast_dev_run=False, logger="tensorboard", return_logits=Fa
     trainer = L.Trainer(
         max_epochs=epochs,
         logger=loggers[logger],
-        callbacks=[TensorBoardPictures(histogram_every_n_steps=2, num_misclassified=5)],
+        callbacks=[TensorBoardPictures(**{"histogram_every_n_steps": 2, "num_misclassified": 5, **options})],
         fast_dev_run=fast_dev_run,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
@@ -211,6 +213,17 @@ def test_fit_recomputes_predictions_only_when_the_step_returns_none(tmp_path, fi
     # 3 train + 3 val forwards; without returned logits: + 3 prediction passes + 1 feature-map pass
     assert model_logits.forward_calls == 3 + 3 + 1
     assert model_none.forward_calls == 3 + 3 + 3 + 1
+
+
+def test_switched_off_pictures_are_not_drawn_and_cost_no_forward_pass(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    options = {"confusion_matrix": False, "num_misclassified": 0, "feature_maps": False, "histogram_every_n_steps": 0}
+    trainer, model = _fit(tmp_path, **options)
+    acc = EventAccumulator(trainer.logger.log_dir, size_guidance={"images": 0})
+    acc.Reload()
+    assert acc.Tags()["images"] == ["filters/net.0"] and acc.Tags()["histograms"] == []
+    assert model.forward_calls == 3 + 3  # train and validation steps only
 
 
 @pytest.mark.parametrize("fast_dev_run,logger", [(True, "tensorboard"), (False, "csv"), (False, "none")])

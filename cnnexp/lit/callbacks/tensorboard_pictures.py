@@ -111,6 +111,8 @@ class TensorBoardPictures(Callback):
         x, y = batch[0], batch[1]  # (N, C, H, W), (N,)
         if self._sample is None:
             self._sample = x[:1].detach().cpu()
+        if not self.confusion_matrix and self.num_misclassified <= 0:
+            return  # no picture needs the predictions: skip the extra forward pass
         preds = self._predictions(pl_module, outputs, x)  # (N,)
         self._preds.append(preds.cpu())
         self._targets.append(y.detach().cpu())
@@ -135,7 +137,7 @@ class TensorBoardPictures(Callback):
         return logits.argmax(dim=1)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._active(trainer) or not self._targets:
+        if not self._active(trainer):
             return
         writer, step = tensorboard_writer(trainer), trainer.global_step
         layers = conv_layers(pl_module)
@@ -144,6 +146,8 @@ class TensorBoardPictures(Callback):
             writer.add_image(f"filters/{name}", filters_grid(first.weight), step)
         if self.feature_maps and layers and self._sample is not None:
             self._log_feature_maps(writer, step, pl_module, layers)
+        if not self._targets:
+            return
         class_names = self._class_names(trainer)
         if self.confusion_matrix:
             from cnnexp.lit.callbacks.figures import confusion_matrix_figure
