@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 HOOKS = Path(__file__).with_name("e2e_hooks.py")
 SMALL = ["model=tiny_cnn", "logger=csv", "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=2",
          "+trainer.limit_test_batches=2", "trainer.accelerator=cpu", "trainer.devices=1",
-         "~callbacks.rich_progress", "++trainer.enable_progress_bar=false"]
+         "++callbacks.rich_progress=null", "++trainer.enable_progress_bar=false"]
 GUARDS = ["++callbacks.nan_guard._target_=cnnexp.lit.callbacks.nan_guard.NanGuard",
           "++callbacks.interrupt_checkpoint._target_=cnnexp.lit.callbacks.interrupt_checkpoint.InterruptCheckpoint",
           "++trainer.plugins=[{_target_:cnnexp.lit.atomic_checkpoint_io.AtomicCheckpointIO}]"]
@@ -58,9 +58,11 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def pause_at(cwd: Path, step: int) -> str:
+def pause_at(cwd: Path, step: int) -> list[str]:
+    """Overrides that add the PauseAt callback (copied next to the run, where `python -m` imports it from)."""
     shutil.copy(HOOKS, cwd / "e2e_hooks.py")
-    return f"++callbacks.pause._target_=e2e_hooks.PauseAt ++callbacks.pause.step={step} ++callbacks.pause.folder={cwd}"
+    return ["++callbacks.pause._target_=e2e_hooks.PauseAt", f"++callbacks.pause.step={step}",
+            f"++callbacks.pause.folder={cwd}"]
 
 
 def metrics(run: Path) -> dict[str, str]:
@@ -76,7 +78,7 @@ def metrics(run: Path) -> dict[str, str]:
     (["data.batch_size=-1"], "data.batch_size=-1 is invalid: expected a positive integer"),
     (["optimizer.lr=0"], "optimizer.lr=0 is invalid"),
     (["model.net.layers.1.kernel_size=0"], "model.net.layers.1.kernel_size=0 (Conv2D) is invalid"),
-    (["data=nope"], "Available options in 'data':\n  cifar10\n  digits"),
+    (["data=nope"], "Could not find 'data/nope'\n\nAvailable options in 'data':\n"),
     ([FOUR_POOLS], "(MaxPool2D) cannot take input of shape (1, 1, 1)"),
     (["resume=true"], "resume=true: no earlier run with checkpoints/last.ckpt under outputs/runs/*/"),
     (["ckpt_path=evil.ckpt", GUARDS[-1]], "refused to load evil.ckpt: it asks to run or rebuild posix.system"),
@@ -95,6 +97,8 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path, overrides: list[str], 
     result = cnnexp(tmp_path, *overrides, "debug=fast_dev_run")
     assert result.returncode == 2, result.stderr[-3000:]
     assert expected in result.stderr
+    if "data=nope" in overrides:
+        assert "\n  digits\n" in result.stderr and "\n  mnist\n" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("outputs/runs/*/checkpoints/*.ckpt")), "nothing should have been trained"
     assert not (tmp_path / "pwned").exists()
@@ -120,7 +124,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str)
     assert full.returncode == 0, full.stderr[-3000:]
 
     b = tmp_path / "b"
-    proc = start(b, *args, *pause_at(b, 6 * 2 + 3).split())  # epoch 2, batch 3
+    proc = start(b, *args, *pause_at(b, 6 * 2 + 3))  # epoch 2, batch 3
     wait_for(b / "paused", proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -140,7 +144,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str)
 
 def test_sigint_saves_checkpoint_exits_cleanly_and_resumes(tmp_path: Path) -> None:
     args = [*SMALL, *GUARDS, *LAST_EVERY_EPOCH, "trainer.max_epochs=3"]
-    proc = start(tmp_path, *args, *pause_at(tmp_path, 8).split())  # epoch 1, batch 2
+    proc = start(tmp_path, *args, *pause_at(tmp_path, 8))  # epoch 1, batch 2
     wait_for(tmp_path / "paused", proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
