@@ -164,6 +164,9 @@ def test_sigint_saves_checkpoint_exits_cleanly_and_resumes(tmp_path: Path) -> No
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = load_checkpoint(runs(tmp_path)[-1] / "checkpoints" / "last.ckpt")
     assert final["epoch"] == 2 and final["global_step"] == 3 * 6
+    with open(runs(tmp_path)[-1] / "csv" / "metrics.csv") as f:  # it went on from epoch 1, step 9
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row["step"] and row["epoch"]]
+    assert min(steps) >= 9
 
 
 def test_two_runs_started_together_get_distinct_folders(tmp_path: Path) -> None:
