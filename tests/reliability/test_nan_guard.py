@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cnnexp.checkpoints import load_checkpoint
-from cnnexp.errors import TrainingError
+from cnnexp.errors import ConfigError, TrainingError
 from cnnexp.lit.callbacks.nan_guard import NanGuard, nonfinite_tensors
 
 from .tiny import TinyModule, loaders, trainer
@@ -69,7 +69,7 @@ def test_nonfinite_weights_are_not_saved_over_last_good(tmp_path: Path, keep_las
 
 
 def test_check_every_n_steps_validated() -> None:
-    with pytest.raises(TrainingError, match="check_every_n_steps"):
+    with pytest.raises(ConfigError, match="callbacks.nan_guard.check_every_n_steps=0 is invalid"):
         NanGuard(check_every_n_steps=0)
 
 

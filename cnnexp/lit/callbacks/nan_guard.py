@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from cnnexp.errors import TrainingError
+from cnnexp.errors import ConfigError, TrainingError
 
 
 def _loss_of(outputs: Any) -> torch.Tensor | None:
@@ -41,7 +41,8 @@ class NanGuard(Callback):
 
     def __init__(self, check_every_n_steps: int = 1, keep_last_good: bool = True) -> None:
         if not isinstance(check_every_n_steps, int) or check_every_n_steps < 1:
-            raise TrainingError(f"NanGuard check_every_n_steps={check_every_n_steps!r}: must be an integer >= 1.")
+            raise ConfigError(f"callbacks.nan_guard.check_every_n_steps={check_every_n_steps!r} is invalid: expected "
+                              f"an integer >= 1. Fix: e.g. callbacks.nan_guard.check_every_n_steps=1")
         self.check_every_n_steps = check_every_n_steps
         self.keep_last_good = keep_last_good
         self.last_finite: tuple[float, int, int] | None = None  # (loss, global step, epoch)
