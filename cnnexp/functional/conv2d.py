@@ -39,28 +39,33 @@ def _weight_matrix(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _strided_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry):
-    """Any stride: whole-batch im2col + one GEMM. Shape: -> `(N, C_out, H_out, W_out)`, channels_last."""
+    """Any stride: whole-batch im2col + one GEMM.
+
+    Returns:
+        `(y (N, C_out, H_out, W_out) channels_last, xp (N, Hp, Wp, C_in) padded input kept for backward)`.
+    """
     ho, wo = geom.out_hw
-    cols = im2col(pad_nhwc(x, geom.pads), geom)  # (M, K), M = N*H_out*W_out
+    xp = pad_nhwc(x, geom.pads)
+    cols = im2col(xp, geom)  # (M, K), M = N*H_out*W_out
     y2 = gemm(cols, _weight_matrix(weight), bias)  # (M, C_out)
-    return nchw_view(y2.view(x.shape[0], ho, wo, weight.shape[0]))
+    return nchw_view(y2.view(x.shape[0], ho, wo, weight.shape[0])), xp
 
 
-def _strided_backward(x, weight, grad_out, geom: WindowGeometry, need_x: bool, need_w: bool):
+def _strided_backward(xp, x_shape, weight, grad_out, geom: WindowGeometry, need_x: bool, need_w: bool):
     """Gradients for any stride: dW = g^T @ cols; dx = col2im(g @ W), unpadded."""
     c_out = weight.shape[0]
     g2 = nhwc_view(grad_out).reshape(-1, c_out)  # (M, C_out)
     grad_x = grad_w = None
     if need_w:
-        cols = im2col(pad_nhwc(x, geom.pads), geom)  # (M, K)
+        cols = im2col(xp, geom)  # (M, K)
         gw = gemm(g2.t(), cols.t())  # (C_out, K), K ordered (kH, kW, C_in)
         kh, kw = geom.kernel
         grad_w = gw.view(c_out, kh, kw, -1).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
     if need_x:
-        n, c_in, h, w = x.shape
+        n, c_in, h, w = x_shape
         gcols = gemm(g2, _weight_matrix(weight).t())  # (M, K)
         hp, wp = geom.padded_hw
-        gxp = col2im_add_(x.new_zeros((n, hp, wp, c_in)), gcols, geom)
+        gxp = col2im_add_(g2.new_zeros((n, hp, wp, c_in)), gcols, geom)
         t, _, l, _ = geom.pads
         grad_x = nchw_view(gxp[:, t : t + h, l : l + w])  # (N, C_in, H, W)
     return grad_x, grad_w
@@ -77,28 +82,32 @@ class Conv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
         if geom.stride == (1, 1):
             return grid_gemm.forward(x, weight, bias, geom)
         return _strided_forward(x, weight, bias, geom)
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
         x, weight, bias, geom = inputs
-        ctx.save_for_backward(x, weight)
+        _, padded = output
+        ctx.mark_non_differentiable(padded)
+        ctx.save_for_backward(padded, weight)  # the padded copy of x (made anyway), not x itself
+        ctx.x_shape = x.shape
         ctx.geom = geom
         ctx.has_bias = bias is not None
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
+    def backward(ctx: Any, grad_out: torch.Tensor, _grad_padded: Any = None) -> tuple[torch.Tensor | None, ...]:
+        padded, weight = ctx.saved_tensors
         geom: WindowGeometry = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
         grad_x = grad_w = None
         if need_x or need_w:
             impl = grid_gemm.backward if geom.stride == (1, 1) else _strided_backward
-            grad_x, grad_w = impl(x, weight, grad_out, geom, need_x, need_w)
+            grad_x, grad_w = impl(padded, ctx.x_shape, weight, grad_out, geom, need_x, need_w)
         return grad_x, grad_w, grad_b, None
 
 
@@ -136,4 +145,5 @@ def conv2d(
         (2, 16, 8, 8)
     """
     geom = conv_geometry(x, weight, bias, stride, padding, dilation, op="conv2d")
-    return Conv2dFunction.apply(x, weight, bias, geom)
+    y, _ = Conv2dFunction.apply(x, weight, bias, geom)
+    return y

@@ -71,21 +71,38 @@ def _grid_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     return buf
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry) -> torch.Tensor:
-    """Stride-1 conv2d. Shape: x `(N, C_in, H, W)` -> `(N, C_out, H_out, W_out)` (channels_last strides)."""
+def forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stride-1 conv2d.
+
+    Returns:
+        `(y, buf)`: y `(N, C_out, H_out, W_out)` (channels_last strides) and the flat padded input grid
+        `(N*Hp*Wp + span, C_in)`, which backward reuses for the weight gradient.
+    """
     n, c_out = x.shape[0], weight.shape[0]
     hp, wp = g.padded_hw
     ho, wo = g.out_hw
     w = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, kH*kW*C_in), taps (i, j, c)
-    out = _blocked_conv(_grid_input(x, g), n * hp * wp, g, w, bias)  # (N*Hp*Wp, C_out)
-    return nchw_view(out.view(n, hp, wp, c_out)[:, :ho, :wo])
+    buf = _grid_input(x, g)
+    out = _blocked_conv(buf, n * hp * wp, g, w, bias)  # (N*Hp*Wp, C_out)
+    return nchw_view(out.view(n, hp, wp, c_out)[:, :ho, :wo]), buf
 
 
 def backward(
-    x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, need_x: bool, need_w: bool
+    buf: torch.Tensor,
+    x_shape: torch.Size,
+    weight: torch.Tensor,
+    grad_out: torch.Tensor,
+    g: WindowGeometry,
+    need_x: bool,
+    need_w: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of the stride-1 conv2d for x `(N, C_in, H, W)` and weight `(C_out, C_in, kH, kW)`."""
-    n, c_in, h, w = x.shape
+    """Gradients of the stride-1 conv2d for x `(N, C_in, H, W)` and weight `(C_out, C_in, kH, kW)`.
+
+    `buf` is the padded input grid that `forward` returned.
+    """
+    n, c_in, h, w = x_shape
     c_out, _, kh, kw = weight.shape
     hp, wp = g.padded_hw
     ho, wo = g.out_hw
@@ -99,7 +116,6 @@ def backward(
     gg[:, :ho, wo:].zero_()
     grad_x = grad_w = None
     if need_w:
-        buf = _grid_input(x, g)
         k = kh * kw * c_in
         strides = (c_in, g.dilation[0] * wp * c_in, g.dilation[1] * c_in, 1)
         block = max(256, BLOCK_FLOATS // k)
