@@ -19,6 +19,12 @@ Backward reuses the same machinery. With `G` = upstream gradient on the grid (ze
     dL/dbias = sum of G
 
 so the gradient of x is also one GEMM per block with no scatter-add (no col2im).
+
+Few input channels (an RGB first layer, `C_in <= PLANAR_MAX_C_IN`): an NHWC im2col row would be copied
+in runs of only `kW*C_in` floats, which is slow. There the input is kept *planar*, one flat
+`(Hp*Wp + span)` plane per image and channel, and the transposed im2col `colsT[(c, i, j), p] =
+plane_c[p + i*dH*Wp + j*dW]` is built from whole shifted planes (long contiguous copies); the output
+`colsT^T @ W^T` is still written NHWC, and dL/dW = colsT @ G.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .gemm import gemm
 from .im2col import nchw_view, nhwc_view, pad_nhwc
 
 BLOCK_FLOATS = 1 << 20  # im2col floats per block (4 MiB in float32)
+PLANAR_MAX_C_IN = 4  # up to this many input channels, use the planar layout (see the module docstring)
 
 
 def _tap_span(g: WindowGeometry) -> int:
@@ -71,6 +78,52 @@ def _grid_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     return buf
 
 
+def _planar_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """x padded into one flat plane per image and channel: `(N, C, Hp*Wp + span)`, the tail zero."""
+    n, c = x.shape[:2]
+    hp, wp = g.padded_hw
+    plane, span = hp * wp, _tap_span(g)
+    buf = x.new_empty((n, c, plane + span))
+    t, b, l, r = g.pads
+    grid = buf[:, :, :plane].view(n, c, hp, wp)
+    for sl in ((slice(None), slice(None), slice(0, t)), (slice(None), slice(None), slice(hp - b, hp)),
+               (Ellipsis, slice(0, l)), (Ellipsis, slice(wp - r, wp))):
+        grid[sl].zero_()
+    grid[:, :, t : hp - b, l : wp - r].copy_(x)
+    buf[:, :, plane:].zero_()
+    return buf
+
+
+def _planar_groups(buf: torch.Tensor, g: WindowGeometry):
+    """Yield `(n0, n1, colsT)`: transposed im2col of images n0..n1-1, `(G, C*kH*kW, Hp*Wp)` contiguous."""
+    n, c, stride_plane = buf.shape
+    (kh, kw), (dh, dw), (hp, wp) = g.kernel, g.dilation, g.padded_hw
+    plane, k = hp * wp, c * kh * kw
+    group = max(1, BLOCK_FLOATS // (k * plane))
+    cols = buf.new_empty((min(group, n), k, plane))
+    for n0 in range(0, n, group):
+        n1 = min(n, n0 + group)
+        view = buf.as_strided(
+            (n1 - n0, c, kh, kw, plane), (c * stride_plane, stride_plane, dh * wp, dw, 1),
+            buf.storage_offset() + n0 * c * stride_plane,
+        )
+        cols[: n1 - n0].view(n1 - n0, c, kh, kw, plane).copy_(view)
+        yield n0, n1, cols[: n1 - n0]
+
+
+def _planar_forward(buf: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry):
+    """`(N, Hp*Wp, C_out)` NHWC grid output from a planar input buffer."""
+    n, c_out = buf.shape[0], weight.shape[0]
+    hp, wp = g.padded_hw
+    out = buf.new_empty((n, hp * wp, c_out))
+    w_t = weight.reshape(c_out, -1).t()  # (C_in*kH*kW, C_out), rows ordered (c, i, j) like colsT
+    for n0, n1, cols_t in _planar_groups(buf, g):
+        torch.matmul(cols_t.transpose(1, 2), w_t, out=out[n0:n1])  # (G, Hp*Wp, C_out)
+    if bias is not None:
+        out.add_(bias)
+    return out
+
+
 def forward(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,9 +136,13 @@ def forward(
     n, c_out = x.shape[0], weight.shape[0]
     hp, wp = g.padded_hw
     ho, wo = g.out_hw
-    w = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, kH*kW*C_in), taps (i, j, c)
-    buf = _grid_input(x, g)
-    out = _blocked_conv(buf, n * hp * wp, g, w, bias)  # (N*Hp*Wp, C_out)
+    if x.shape[1] <= PLANAR_MAX_C_IN:
+        buf = _planar_input(x, g)  # (N, C_in, Hp*Wp + span)
+        out = _planar_forward(buf, weight, bias, g)
+    else:
+        w = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, kH*kW*C_in), taps (i, j, c)
+        buf = _grid_input(x, g)  # (N*Hp*Wp + span, C_in)
+        out = _blocked_conv(buf, n * hp * wp, g, w, bias)  # (N*Hp*Wp, C_out)
     return nchw_view(out.view(n, hp, wp, c_out)[:, :ho, :wo]), buf
 
 
@@ -115,7 +172,14 @@ def backward(
     gg[:, ho:].zero_()
     gg[:, :ho, wo:].zero_()
     grad_x = grad_w = None
-    if need_w:
+    if need_w and buf.dim() == 3:  # planar input: dW^T = sum over images colsT @ G
+        gw_t = None
+        g_img = gbuf[span:].view(n, hp * wp, c_out)
+        for n0, n1, cols_t in _planar_groups(buf, g):
+            part = torch.matmul(cols_t, g_img[n0:n1]).sum(0)  # (C_in*kH*kW, C_out)
+            gw_t = part if gw_t is None else gw_t.add_(part)
+        grad_w = gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
+    elif need_w:
         k = kh * kw * c_in
         strides = (c_in, g.dilation[0] * wp * c_in, g.dilation[1] * c_in, 1)
         block = max(256, BLOCK_FLOATS // k)

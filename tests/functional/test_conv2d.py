@@ -68,11 +68,11 @@ def test_float32_forward_and_gradients(case: ConvCase):
         torch.testing.assert_close(a.grad, e.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_blocked_path_matches_single_block(monkeypatch):
-    """The grid path splits big inputs into blocks; force tiny blocks and compare."""
+@pytest.mark.parametrize("case", [CONV_CASES[3], CONV_CASES[6]], ids=["planar", "nhwc"])
+def test_blocked_path_matches_single_block(monkeypatch, case: ConvCase):
+    """The grid path splits big inputs into blocks (C_in <= 4: image groups); force tiny blocks and compare."""
     from cnnexp.functional import grid_gemm
 
-    case = CONV_CASES[3]
     inputs = [t.requires_grad_() for t in case.tensors() if t is not None]
     y_one = conv2d(*inputs, **case.kwargs())
     grads_one = torch.autograd.grad(y_one.square().sum(), inputs)
