@@ -29,6 +29,8 @@ plane_c[p + i*dH*Wp + j*dW]` is built from whole shifted planes (long contiguous
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .geometry import WindowGeometry
@@ -94,20 +96,24 @@ def _planar_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     return buf
 
 
-def _planar_groups(buf: torch.Tensor, g: WindowGeometry):
-    """Yield `(n0, n1, colsT)`: transposed im2col of images n0..n1-1, `(G, C*kH*kW, Hp*Wp)` contiguous."""
+def _planar_groups(buf: torch.Tensor, g: WindowGeometry, valid_only: bool = False):
+    """Yield `(n0, n1, colsT)`: transposed im2col of images n0..n1-1, `(G, C*kH*kW, positions)` contiguous.
+
+    positions: every grid position `Hp*Wp` (forward), or only the `H_out*W_out` real outputs.
+    """
     n, c, stride_plane = buf.shape
-    (kh, kw), (dh, dw), (hp, wp) = g.kernel, g.dilation, g.padded_hw
-    plane, k = hp * wp, c * kh * kw
-    group = max(1, BLOCK_FLOATS // (k * plane))
-    cols = buf.new_empty((min(group, n), k, plane))
+    (kh, kw), (dh, dw), (hp, wp), (ho, wo) = g.kernel, g.dilation, g.padded_hw, g.out_hw
+    pos_shape, pos_strides = ((ho, wo), (wp, 1)) if valid_only else ((hp * wp,), (1,))
+    positions, k = math.prod(pos_shape), c * kh * kw
+    group = max(1, BLOCK_FLOATS // (k * positions))
+    cols = buf.new_empty((min(group, n), k, positions))
     for n0 in range(0, n, group):
         n1 = min(n, n0 + group)
         view = buf.as_strided(
-            (n1 - n0, c, kh, kw, plane), (c * stride_plane, stride_plane, dh * wp, dw, 1),
+            (n1 - n0, c, kh, kw, *pos_shape), (c * stride_plane, stride_plane, dh * wp, dw, *pos_strides),
             buf.storage_offset() + n0 * c * stride_plane,
         )
-        cols[: n1 - n0].view(n1 - n0, c, kh, kw, plane).copy_(view)
+        cols[: n1 - n0].view(n1 - n0, c, kh, kw, *pos_shape).copy_(view)
         yield n0, n1, cols[: n1 - n0]
 
 
@@ -164,6 +170,17 @@ def backward(
     hp, wp = g.padded_hw
     ho, wo = g.out_hw
     rows, span = n * hp * wp, _tap_span(g)
+    planar = buf.dim() == 3
+    grad_x = grad_w = None
+    if need_w and planar:  # dW^T = sum over images colsT @ G, on the real output positions only
+        gw_t = None
+        g_img = nhwc_view(grad_out).reshape(n, ho * wo, c_out)
+        for n0, n1, cols_t in _planar_groups(buf, g, valid_only=True):
+            part = torch.matmul(cols_t, g_img[n0:n1]).sum(0)  # (C_in*kH*kW, C_out)
+            gw_t = part if gw_t is None else gw_t.add_(part)
+        grad_w = gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
+    if not (need_x or (need_w and not planar)):
+        return grad_x, grad_w
     # upstream gradient on the grid, after `span` zero rows (for the full correlation), zero off the output
     gbuf = grad_out.new_empty((span + rows, c_out))
     gbuf[:span].zero_()
@@ -171,15 +188,7 @@ def backward(
     gg[:, :ho, :wo].copy_(nhwc_view(grad_out))
     gg[:, ho:].zero_()
     gg[:, :ho, wo:].zero_()
-    grad_x = grad_w = None
-    if need_w and buf.dim() == 3:  # planar input: dW^T = sum over images colsT @ G
-        gw_t = None
-        g_img = gbuf[span:].view(n, hp * wp, c_out)
-        for n0, n1, cols_t in _planar_groups(buf, g):
-            part = torch.matmul(cols_t, g_img[n0:n1]).sum(0)  # (C_in*kH*kW, C_out)
-            gw_t = part if gw_t is None else gw_t.add_(part)
-        grad_w = gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
-    elif need_w:
+    if need_w and not planar:
         k = kh * kw * c_in
         strides = (c_in, g.dilation[0] * wp * c_in, g.dilation[1] * c_in, 1)
         block = max(256, BLOCK_FLOATS // k)
