@@ -42,6 +42,7 @@ class ImageClassifier(L.LightningModule):
         conv_impl: which convolution the net uses ("custom" | "naive" | "torch"). Recorded here so that
             sweeps and the saved hyperparameters say `model.conv_impl`; the net config interpolates it.
         init: the weight initialisation scheme of the net ("keras" | "torch"), recorded the same way.
+        dropout: the rate of the net's Dropout layer (`model.dropout`, 0 = none), recorded the same way.
 
     Shape:
         - Input: `(N, C, H, W)` float32 (0..255 when the net starts with a Rescaling layer).
@@ -49,7 +50,7 @@ class ImageClassifier(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
-                 conv_impl: str = "custom", init: str = "keras") -> None:
+                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0) -> None:
         super().__init__()
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True); the run's
         # saved config (config_resolved.yaml) describes the net, optimizer and scheduler.
@@ -85,10 +86,12 @@ class ImageClassifier(L.LightningModule):
                      metrics: MetricCollection) -> torch.Tensor:
         loss, logits, y = self.model_step(batch)
         metrics.update(logits, y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=stage != "test",
-                 sync_dist=stage != "train", batch_size=y.shape[0])
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=y.shape[0])
+        n = y.shape[0]
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage == "train",
+                 sync_dist=stage != "train", batch_size=n)
+        for name, metric in metrics.items():  # "val/acc", "val/acc_top5", ...
+            # the progress bar shows train/loss, val/acc and val/acc_best
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name == "val/acc", batch_size=n)
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -109,7 +109,7 @@ def test_checkpoint_loads_with_weights_only_and_keeps_best(tmp_path):
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
     ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    assert ckpt["hyper_parameters"] == {"conv_impl": "custom", "init": "keras"}
+    assert ckpt["hyper_parameters"] == {"conv_impl": "custom", "init": "keras", "dropout": 0.0}
     best = ckpt["state_dict"]["val_acc_best.max_value"]
     assert float(best) == pytest.approx(float(module.val_acc_best.compute()))
     fresh = make_module(3)

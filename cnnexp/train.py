@@ -1,0 +1,197 @@
+"""train(cfg): seed, build the data, the model, the callbacks, the loggers and the trainer from the config; fit; test.
+
+The heavy imports (lightning, hydra's instantiate) happen inside the functions, so that `python -m cnnexp --help`
+and `--cfg job` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cnnexp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RESOLVED_CONFIG = "config_resolved.yaml"  # the run's config with input_shape/num_classes filled in
+HPARAM_KEYS = ("task_name", "seed", "data", "model", "optimizer", "scheduler", "trainer")
+
+
+def _optional(module: str) -> Any | None:
+    """Import a module another part of cnnexp may not have yet (config checks, checkpoint helpers)."""
+    return importlib.import_module(module) if importlib.util.find_spec(module) is not None else None
+
+
+def instantiate_dict(node: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a `{name: {_target_: ...}}` group (callbacks, logger); null entries are skipped."""
+    from hydra.utils import instantiate
+
+    if not node:
+        return []
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"expected a mapping of name -> {{_target_: ...}}, got {node!r}")
+    return [instantiate(conf) for conf in node.values() if conf is not None and "_target_" in conf]
+
+
+def fill_data_shape(cfg: DictConfig, datamodule: Any) -> None:
+    """Write the data's `(C, H, W)` and class count into `cfg.model.net` before the model is built."""
+    if "net" not in cfg.model:
+        return
+    with open_dict(cfg):
+        cfg.model.net.input_shape = list(datamodule.input_shape)
+        cfg.model.net.num_classes = int(datamodule.num_classes)
+
+
+def save_resolved_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Path:
+    """Save the fully resolved config (with the filled data shape) where `cnnexp.evaluate` finds it."""
+    path = Path(output_dir) / RESOLVED_CONFIG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def hyperparameters(cfg: DictConfig, model: Any) -> dict[str, Any]:
+    """The values the HParams tab shows: the run's main config groups and the parameter counts."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    hparams: dict[str, Any] = {key: resolved[key] for key in HPARAM_KEYS if key in resolved}
+    hparams["params/total"] = sum(p.numel() for p in model.parameters())
+    hparams["params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return hparams
+
+
+def log_hyperparameters(cfg: DictConfig, model: Any, loggers: list[Any]) -> None:
+    """Log the hyperparameters once, with `val/acc_best` as the HParams metric (its real value follows)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    hparams = hyperparameters(cfg, model)
+    metric = cfg.get("optimized_metric") or "val/acc_best"
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, {metric: 0})
+        else:
+            logger.log_hyperparams(hparams)
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: `cnnexp.checkpoints.resolve_ckpt_path` when it exists, else `ckpt_path`."""
+    checkpoints = _optional("cnnexp.checkpoints")
+    if checkpoints is not None and hasattr(checkpoints, "resolve_ckpt_path"):
+        return checkpoints.resolve_ckpt_path(cfg)
+    ckpt_path, resume = cfg.get("ckpt_path"), cfg.get("resume")
+    if resume or ckpt_path == "last":
+        raise ConfigError("resume / ckpt_path=last need cnnexp.checkpoints; pass ckpt_path=<file.ckpt> instead.")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist; pass an existing .ckpt file.")
+    return ckpt_path or None
+
+
+def best_checkpoint(trainer: Any) -> str | None:
+    """The best checkpoint ModelCheckpoint kept, or None (no checkpointing, fast_dev_run, no validation)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return path if path and Path(path).is_file() else None
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items()}
+
+
+def _display(path: str | os.PathLike) -> str:
+    """A run folder relative to the working directory when it is inside it (shorter to read and copy)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def quiet_library_output() -> None:
+    """One copy of each message: under Hydra the root logger prints (and writes the run's log file), so drop
+    lightning's own console handler; hide the TorchScript tracer's warnings from drawing the model graph."""
+    import warnings
+
+    import torch
+
+    if logging.getLogger().handlers:
+        for handler in list(logging.getLogger("lightning").handlers):
+            logging.getLogger("lightning").removeHandler(handler)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train and test the model the config describes; return the final metrics.
+
+    Steps: seed everything from `cfg.seed`; check the config (`cnnexp.config_checks`, when present); build the
+    data module; write its input shape and class count into `cfg.model.net`; build the model and print its
+    summary; build callbacks, loggers and trainer; save `config_resolved.yaml` in the run folder; fit
+    (resuming from `ckpt_path` / `resume`); test the best checkpoint; print one line with the test accuracy
+    and the run folder.
+
+    Args:
+        cfg: the composed config (`cnnexp/conf/config.yaml`); `cfg.paths.output_dir` is the run folder.
+
+    Returns:
+        Every metric the run logged last (`train/loss`, `val/acc`, `val/acc_best`, `test/acc`, ...) as floats.
+
+    Raises:
+        CnnexpError: a user error (bad config value, missing data, NaN loss, ...). Any error is logged
+            (to the run's log file under Hydra) before it propagates.
+    """
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+
+    quiet_library_output()
+    loggers: list[Any] = []
+    try:
+        L.seed_everything(cfg.seed, workers=True)
+        if cfg.get("torch_threads"):
+            torch.set_num_threads(int(cfg.torch_threads))
+        config_checks = _optional("cnnexp.config_checks")
+        if config_checks is not None:
+            config_checks.check_config(cfg)
+
+        log.info("Data: %s", cfg.data._target_)
+        datamodule = instantiate(cfg.data)
+        fill_data_shape(cfg, datamodule)
+        log.info("Model: %s", cfg.model._target_)
+        model = instantiate(cfg.model)
+        if hasattr(getattr(model, "net", None), "summary"):
+            log.info("\n%s", model.net.summary())
+
+        callbacks = instantiate_dict(cfg.get("callbacks"))
+        loggers = instantiate_dict(cfg.get("logger"))
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        output_dir = cfg.paths.output_dir
+        save_resolved_config(cfg, output_dir)
+        log_hyperparameters(cfg, model, loggers)
+
+        metrics: dict[str, float] = {}
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg), weights_only=True)
+            metrics.update(_floats(trainer.callback_metrics))
+        if cfg.get("test", True):
+            ckpt = best_checkpoint(trainer) if cfg.get("train", True) else resolve_ckpt_path(cfg)
+            if ckpt is None:
+                log.warning("No best checkpoint to test: testing the model's current weights.")
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            metrics.update(_floats(trainer.callback_metrics))
+    except Exception:
+        log.exception("The run failed")
+        raise
+    finally:
+        for logger in loggers:
+            logger.finalize("success")  # flush and close (Lightning already did so when fit/test raised)
+
+    acc = metrics.get("test/acc", metrics.get("val/acc", math.nan))
+    name = "test/acc" if "test/acc" in metrics else "val/acc"
+    print(f"{name}={acc:.4f}  run: {_display(output_dir)}", flush=True)
+    return metrics
