@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -94,7 +94,9 @@ def bench_layers(shapes: dict, impls: list[str], repeats: int, device: torch.dev
             data = {}
             for k in names:
                 _, cl, _ = IMPLS[k]
-                x = to_format(torch.randn(xs, device=device) * 50, cl).requires_grad_(li > 0)
+                # in the network the custom conv's output (hence the next layer's input) is channels_last
+                x_cl = cl or (k == "custom" and li > 0)
+                x = to_format(torch.randn(xs, device=device) * 50, x_cl).requires_grad_(li > 0)
                 w = to_format(torch.randn(ws, device=device) * 0.1, cl).requires_grad_()
                 data[k] = (x, w, torch.zeros(ws[0], device=device, requires_grad=True))
             for mode in ("fwd", "fwd+bwd"):
@@ -171,27 +173,33 @@ def bench_train(shapes: dict, impls: list[str], repeats: int, device: torch.devi
     return rows
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
 def memory_worker(name: str, batch_shape, device: torch.device) -> None:
-    """Run in a fresh process: peak extra memory of 3 training steps over the set-up (params, data, Adam)."""
+    """Run in a fresh process: peak memory of 2 training steps above the state after a first step
+    (parameters, data, Adam moments). On CPU: the RSS high-water mark (VmHWM, reset through
+    /proc/self/clear_refs) minus the RSS before; the parent sets MALLOC_MMAP_THRESHOLD_ so that freed
+    big buffers leave RSS at once."""
     step = make_step(name, batch_shape, device, {**IMPLS, **NATIVE_POOL})
+    step()
     if device.type == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        for _ in range(3):
+        for _ in range(2):
             step()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        base = rss_bytes()
-        for _ in range(3):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak RSS
+        base = proc_status_kib("VmRSS")
+        for _ in range(2):
             step()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        peak = (proc_status_kib("VmHWM") - base) * 1024
     print(json.dumps({"peak_extra_bytes": peak}))
 
 
@@ -200,8 +208,9 @@ def bench_memory(shapes: dict, impls: list[str], device: torch.device) -> list[d
     for shape_name, batch_shape in shapes.items():
         for k in [k for k in impls if k != "naive"] + list(NATIVE_POOL):
             cmd = [sys.executable, __file__, "--memory-worker", k, "--shape", json.dumps(batch_shape),
-                   "--device", str(device)]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                   "--device", str(device), "--threads", str(torch.get_num_threads())]
+            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             peak = json.loads(res.stdout.strip().splitlines()[-1])["peak_extra_bytes"]
             rows.append({"section": "memory", "shape": shape_name, "mode": "train step", "impl": k,
                          "peak_extra_mib": peak / 2**20})
@@ -240,12 +249,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="small shapes, few repeats (smoke run)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's default)")
     p.add_argument("--out", default="bench-results/bench_conv.json")
     p.add_argument("--sections", default="layer,train,memory", help="comma list of layer, train, memory")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--shape", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_worker:
         memory_worker(args.memory_worker, tuple(json.loads(args.shape)), device)
         return
@@ -260,10 +272,12 @@ def main(argv: list[str] | None = None) -> None:
         rows += bench_train(shapes, impls, repeats, device)
     if "memory" in sections:
         rows += bench_memory(shapes, impls, device)
+    print(f"device {device}, threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     print(ratio_table(rows))
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:]}
+            "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:],
+            "load_avg_after": os.getloadavg()}
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     out = Path(args.out)

@@ -15,8 +15,8 @@ Backward, with g = dL/dy as `(N*H_out*W_out, C_out)`:
 
 No torch convolution op is called (no F.conv2d, conv_transpose, torch.nn.grad, aten.convolution*),
 and nothing is differentiated by autograd: the three gradients are written out above. The output is
-returned as an `(N, C_out, H_out, W_out)` tensor in channels_last memory format, which is free (it is
-the GEMM's output) and lets the next conv and pool read NHWC data without a transpose.
+returned as an `(N, C_out, H_out, W_out)` tensor with channels-last strides, which is free (it is the
+GEMM's output) and lets the next conv and pool read NHWC data without a transpose.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ def _strided_backward(xp, x_shape, weight, grad_out, geom: WindowGeometry, need_
     return grad_x, grad_w
 
 
+def _as_output(t: torch.Tensor) -> torch.Tensor:
+    """The same memory as `t`, as a tensor that is not a *view* for autograd.
+
+    The output is a crop (or permutation) of the GEMM's buffer; autograd forbids in-place ops (e.g.
+    `relu_`) on a custom Function's output that is a view, so the crop is re-exposed through `set_`.
+    """
+    return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), t.size(), t.stride())
+
+
 class Conv2dFunction(torch.autograd.Function):
     """y = conv2d(x, weight, bias) with gradients for x, weight and bias written by hand.
 
@@ -84,9 +93,9 @@ class Conv2dFunction(torch.autograd.Function):
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
-        if geom.stride == (1, 1):
-            return grid_gemm.forward(x, weight, bias, geom)
-        return _strided_forward(x, weight, bias, geom)
+        impl = grid_gemm.forward if geom.stride == (1, 1) else _strided_forward
+        y, padded = impl(x, weight, bias, geom)
+        return _as_output(y), padded
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
@@ -133,7 +142,8 @@ def conv2d(
     Shape:
         x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)`; bias: `(C_out,)`.
         Output: `(N, C_out, H_out, W_out)`, `H_out = floor((H + top + bottom - ((kH-1)*dH + 1)) / sH) + 1`
-        (`= ceil(H / sH)` for `"same"`), likewise W. The output is in channels_last memory format.
+        (`= ceil(H / sH)` for `"same"`), likewise W. The output has channels-last strides (C innermost;
+        for stride 1 it sits in a slightly larger padded grid, so rows may be further apart than W*C).
 
     Raises:
         ValueError: bad kernel/stride/dilation/padding, channel mismatch, kernel larger than the padded

@@ -162,3 +162,16 @@ def test_cuda_parity(case: ConvCase):
     for a, e in zip(gpu, cpu):
         assert a.grad.device.type == "cuda"
         torch.testing.assert_close(a.grad.cpu(), e.grad)
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[2], CONV_CASES[6]], ids=str)
+def test_output_allows_inplace_ops(case: ConvCase):
+    """Layers may apply relu_ in place on the conv output; gradients must still be right."""
+    ours = [t.requires_grad_() for t in case.tensors() if t is not None]
+    ref = [t.detach().clone().requires_grad_() for t in ours]
+    y = conv2d(ours[0], ours[1], ours[2] if case.bias else None, **case.kwargs()).relu_()
+    y_ref = reference(case, ref[0], ref[1], ref[2] if case.bias else None).relu_()
+    y.square().sum().backward()
+    y_ref.square().sum().backward()
+    for a, e in zip(ours, ref):
+        torch.testing.assert_close(a.grad, e.grad)
