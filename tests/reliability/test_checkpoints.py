@@ -210,3 +210,18 @@ def test_safe_globals_has_no_code_runners() -> None:
     names = {f"{g.__module__}.{g.__name__}" for g in checkpoints.safe_globals()}
     for dangerous in ("posix.system", "builtins.eval", "builtins.exec", "subprocess.Popen", "builtins.getattr"):
         assert dangerous not in names
+
+
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from cnnexp.checkpoints import rng_states, set_rng_states
+
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    atomic_torch_save({"rng": rng_states()}, tmp_path / "r.ckpt")
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    set_rng_states(load_checkpoint(tmp_path / "r.ckpt")["rng"])
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from cnnexp.checkpoints import load_checkpoint, resolve_ckpt_path
@@ -79,3 +80,29 @@ def test_dirpath_option(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         trainer(tmp_path, [cb, SendSignal(signal.SIGINT, 1)], max_epochs=1).fit(TinyModule(), train, val)
     assert load_checkpoint(tmp_path / "elsewhere" / "stop.ckpt")["global_step"] == 2
+
+
+class DropoutModule(TinyModule):
+    """TinyModule with dropout on its input: training draws from the global torch RNG every step."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        x, y = batch
+        return super().training_step((torch.nn.functional.dropout(x, 0.5, training=True), y), batch_idx)
+
+
+@pytest.mark.parametrize("rng_state", [True, False])
+def test_resume_replays_dropout_only_with_rng_state(tmp_path: Path, rng_state: bool) -> None:
+    train, val = loaders()
+    torch.manual_seed(0)
+    full = DropoutModule()
+    trainer(tmp_path / "full", [InterruptCheckpoint(rng_state=rng_state)], max_epochs=3).fit(full, train, val)
+
+    torch.manual_seed(0)
+    trainer(tmp_path / "part", [InterruptCheckpoint(rng_state=rng_state)], max_epochs=2).fit(DropoutModule(), train,
+                                                                                              val)
+    torch.manual_seed(123)  # whatever happened in between (other runs, other draws)
+    resumed = DropoutModule()
+    trainer(tmp_path / "resumed", [InterruptCheckpoint(rng_state=rng_state)], max_epochs=3).fit(
+        resumed, train, val, ckpt_path=str(tmp_path / "part" / "checkpoints" / "last.ckpt"))
+    same = all(torch.equal(a, b) for a, b in zip(full.parameters(), resumed.parameters()))
+    assert same is rng_state

@@ -7,7 +7,9 @@ status 1). A second Ctrl-C interrupts at once without saving. SIGTERM (a schedul
 Lightning, which stops at a batch boundary with `SIGTERMException`; the callback then saves the same file.
 
 Resuming: `resume=<run folder>` or `resume=true` picks the newer of `last.ckpt` and `interrupted.ckpt`
-(see `cnnexp.checkpoints.resolve_ckpt_path`).
+(see `cnnexp.checkpoints.resolve_ckpt_path`). With `rng_state=True` the callback also stores the python, numpy
+and torch random states in every checkpoint Lightning writes (its `state_dict`) and restores them on resume, so a
+run resumed from an epoch-end checkpoint draws the same dropout masks as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from cnnexp.checkpoints import CKPT_DIR, INTERRUPTED
+from cnnexp.checkpoints import CKPT_DIR, INTERRUPTED, rng_states, set_rng_states
 
 
 class InterruptCheckpoint(Callback):
@@ -31,15 +33,25 @@ class InterruptCheckpoint(Callback):
     Args:
         dirpath: folder of the checkpoint; None: the ModelCheckpoint's folder, else `<default_root_dir>/checkpoints`.
         filename: the checkpoint's file name.
+        rng_state: keep the global random states in every checkpoint and restore them on resume.
     """
 
-    def __init__(self, dirpath: str | None = None, filename: str = INTERRUPTED) -> None:
+    def __init__(self, dirpath: str | None = None, filename: str = INTERRUPTED, rng_state: bool = True) -> None:
         self.dirpath = dirpath
         self.filename = filename
+        self.rng_state = rng_state
         self.requested: int | None = None  # the signal number once a Ctrl-C arrived
         self.saved_path: Path | None = None
         self._previous: Any = None
         self._installed = False
+
+    # -- random states in every checkpoint (Lightning calls these on save and on resume) --------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": rng_states()} if self.rng_state else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.rng_state and "rng" in state_dict:
+            set_rng_states(state_dict["rng"])
 
     # -- signal handling -------------------------------------------------------------------------------------
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
