@@ -78,6 +78,35 @@ def log_hyperparameters(cfg: DictConfig, model: Any, loggers: list[Any]) -> None
             logger.log_hyperparams(hparams)
 
 
+def log_graph(model: Any, loggers: list[Any]) -> None:
+    """Draw the network in TensorBoard's Graphs tab (for loggers with `log_graph: true`), never failing the run.
+
+    Lightning would trace the whole LightningModule at fit start and stop the run if tracing fails (a custom op
+    that TorchScript cannot trace); here the net is traced once, and a failure is only a warning.
+    """
+    import torch
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    example = getattr(model, "example_input_array", None)
+    net = getattr(model, "net", model)
+    for logger in loggers:
+        if not (isinstance(logger, TensorBoardLogger) and getattr(logger, "_log_graph", False)):
+            continue
+        logger._log_graph = False  # Lightning must not trace again at fit start
+        if example is None:
+            log.warning("No example_input_array: the model graph is not drawn.")
+            continue
+        was_training = net.training
+        try:
+            net.eval()
+            with torch.no_grad():
+                logger.experiment.add_graph(net, example)
+        except Exception as error:  # noqa: BLE001 - the graph is a nicety, the run goes on
+            log.warning("Could not draw the model graph in TensorBoard (%s: %s).", type(error).__name__, error)
+        finally:
+            net.train(was_training)
+
+
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """The checkpoint to resume from: `cnnexp.checkpoints.resolve_ckpt_path` when it exists, else `ckpt_path`."""
     checkpoints = _optional("cnnexp.checkpoints")
@@ -173,6 +202,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         output_dir = cfg.paths.output_dir
         save_resolved_config(cfg, output_dir)
         log_hyperparameters(cfg, model, loggers)
+        log_graph(model, loggers)
 
         metrics: dict[str, float] = {}
         if cfg.get("train", True):
