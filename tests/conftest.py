@@ -65,4 +65,4 @@ def make_cfg(tmp_path) -> Callable[..., DictConfig]:
 
 # Small, fast settings for end-to-end runs: tiny net, no pictures, no progress bar.
 FAST = ["model=tiny_cnn", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
-        "+trainer.enable_progress_bar=false"]
+        "trainer.enable_progress_bar=false"]

@@ -1,0 +1,91 @@
+"""train(cfg) end to end on the CPU: the default digits run, the run folder, seeding, experiments, DDP on gloo."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from cnnexp.train import RESOLVED_CONFIG, train
+
+FAST = ["model=tiny_cnn", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
+        "trainer.enable_progress_bar=false"]
+
+
+def event_data(folder):
+    """Scalars {tag: [values]} and the HParams plugin's metric names from a run's TensorBoard files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    acc.Reload()
+    scalars = {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    metrics = []
+    for content in acc.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("experiment"):
+            metrics += [m.name.tag for m in data.experiment.metric_infos]
+    return scalars, metrics, acc.Tags().get("graph", False)
+
+
+def test_default_run_learns_digits_and_writes_its_run_folder(make_cfg, capsys):
+    """The default config (lecture CNN on load_digits), fewer epochs: a real accuracy bar and a complete run folder."""
+    cfg = make_cfg("trainer.max_epochs=12", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
+                   "trainer.enable_progress_bar=false")
+    metrics = train(cfg)
+    assert metrics["test/acc"] >= 0.93, metrics  # 97-99% with the full 50 epochs
+    assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/acc_top5"} <= set(metrics)
+
+    run = cfg.paths.output_dir
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"test/acc={metrics['test/acc']:.4f}  run: ") and line.endswith("run")
+
+    saved = yaml.safe_load(open(f"{run}/{RESOLVED_CONFIG}"))
+    assert saved["model"]["net"]["input_shape"] == [1, 8, 8] and saved["model"]["net"]["num_classes"] == 10
+    from pathlib import Path
+    ckpts = sorted(p.name for p in Path(run, "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in ckpts and any(name.startswith("epoch_") for name in ckpts)
+
+    scalars, hparam_metrics, graph = event_data(f"{run}/tensorboard")
+    for tag in ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "lr-Adam"]:
+        assert tag in scalars, tag
+    assert hparam_metrics == ["val/acc_best"]  # not Lightning's hp_metric placeholder
+    assert scalars["val/acc_best"][-1] == pytest.approx(metrics["val/acc_best"])
+    assert max(scalars["val/acc"]) == pytest.approx(metrics["val/acc_best"])
+
+
+def test_same_seed_gives_identical_metrics(make_cfg):
+    runs = [train(make_cfg(*FAST, "trainer.max_epochs=2", "trainer.deterministic=true", "logger=csv", run=f"r{i}"))
+            for i in range(2)]
+    assert runs[0] == runs[1]
+    other = train(make_cfg(*FAST, "trainer.max_epochs=2", "trainer.deterministic=true", "logger=csv", "seed=7",
+                           run="r7"))
+    assert other != runs[0]
+
+
+@pytest.mark.parametrize("name", ["digits", "seed_flowers", "seed_flowers_aug", "mnist", "fashion_mnist", "cifar10",
+                                  "shapes"])
+def test_fast_dev_run_of_each_experiment(make_cfg, data_root, name):
+    overrides = [f"+experiment={name}", "debug=fast_dev_run", "~callbacks.rich_progress",
+                 "trainer.enable_progress_bar=false"]
+    if name.startswith("seed_flowers"):
+        overrides.append("data.batch_size=4")  # one batch of 180x180 RGB through the custom conv is the point
+    metrics = train(make_cfg(*overrides, data_dir=data_root))
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and math.isfinite(metrics["train/loss"])
+
+
+def test_test_false_and_train_false(make_cfg):
+    metrics = train(make_cfg(*FAST, "trainer.max_epochs=1", "test=false", "logger=csv"))
+    assert "val/acc" in metrics and "test/acc" not in metrics
+
+
+@pytest.mark.slow
+def test_ddp_sim_two_gloo_processes(make_cfg):
+    cfg = make_cfg(*FAST, "trainer=ddp_sim", "trainer.max_epochs=2", "optimizer.lr=0.01",
+                   "~callbacks.interrupt_checkpoint")
+    metrics = train(cfg)
+    assert metrics["test/acc"] > 0.6  # 10 classes; 0.93 in one process, here each process sees half the batches
+    from pathlib import Path
+    assert Path(cfg.paths.output_dir, "checkpoints", "last.ckpt").is_file()
