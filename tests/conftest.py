@@ -55,6 +55,12 @@ def compose_config(overrides: list[str], output_dir: Path, data_dir: Path | None
     return cfg
 
 
+@pytest.fixture(scope="session")
+def compose() -> Callable[..., DictConfig]:
+    """`compose(overrides, output_dir, data_dir=None)`, for fixtures wider than one test."""
+    return compose_config
+
+
 @pytest.fixture
 def make_cfg(tmp_path) -> Callable[..., DictConfig]:
     """make_cfg(*overrides, run="run", data_dir=None) -> a composed config whose run folder is tmp_path/run."""
