@@ -71,6 +71,15 @@ def _strided_backward(xp, x_shape, weight, grad_out, geom: WindowGeometry, need_
     return grad_x, grad_w
 
 
+GRID_MAX_OVERHEAD = 1.4  # use the padded-grid path while it computes at most 40 % dropped margin outputs
+
+
+def _use_grid(geom: WindowGeometry) -> bool:
+    """Stride 1 and a small padding margin: the grid path; else (strides, tiny maps) the im2col path."""
+    (hp, wp), (ho, wo) = geom.padded_hw, geom.out_hw
+    return geom.stride == (1, 1) and hp * wp <= GRID_MAX_OVERHEAD * ho * wo
+
+
 def _as_output(t: torch.Tensor) -> torch.Tensor:
     """The same memory as `t`, as a tensor that is not a *view* for autograd.
 
@@ -84,7 +93,8 @@ class Conv2dFunction(torch.autograd.Function):
     """y = conv2d(x, weight, bias) with gradients for x, weight and bias written by hand.
 
     Stride 1 (any dilation) runs on the flattened padded grid (`grid_gemm`: blocked im2col, one GEMM per
-    block, input gradient as a full correlation with the flipped kernel); other strides use a
+    block, input gradient as a full correlation with the flipped kernel); other strides, and feature maps
+    so small that the grid's padding margin would be over 40 % of the work (8x8 with a 3x3 kernel), use a
     whole-batch im2col and a col2im scatter-add.
     """
 
@@ -93,7 +103,7 @@ class Conv2dFunction(torch.autograd.Function):
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
-        impl = grid_gemm.forward if geom.stride == (1, 1) else _strided_forward
+        impl = grid_gemm.forward if _use_grid(geom) else _strided_forward
         y, padded = impl(x, weight, bias, geom)
         return _as_output(y), padded
 
@@ -115,7 +125,7 @@ class Conv2dFunction(torch.autograd.Function):
         grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
         grad_x = grad_w = None
         if need_x or need_w:
-            impl = grid_gemm.backward if geom.stride == (1, 1) else _strided_backward
+            impl = grid_gemm.backward if _use_grid(geom) else _strided_backward
             grad_x, grad_w = impl(padded, ctx.x_shape, weight, grad_out, geom, need_x, need_w)
         return grad_x, grad_w, grad_b, None
 

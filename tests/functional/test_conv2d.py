@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -12,6 +13,14 @@ from cnnexp.functional import CONV_IMPLS, conv2d, conv_output_size, get_conv2d, 
 from cnnexp.functional.types import pair
 
 from .cases import CONV_CASES, ConvCase
+
+
+@pytest.fixture(params=["grid", "im2col"])
+def conv_path(request, monkeypatch):
+    """Run a test through both custom-conv paths (by default tiny test images would mostly take im2col)."""
+    module = importlib.import_module("cnnexp.functional.conv2d")
+    monkeypatch.setattr(module, "GRID_MAX_OVERHEAD", float("inf") if request.param == "grid" else 0.0)
+    return request.param
 
 
 def reference(case: ConvCase, x, w, b):
@@ -29,7 +38,7 @@ def test_forward_matches_torch(case: ConvCase, impl: str):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
-def test_gradcheck_float64(case: ConvCase):
+def test_gradcheck_float64(case: ConvCase, conv_path):
     x, w, b = case.tensors()
     inputs = tuple(t.requires_grad_() for t in (x, w, b) if t is not None)
 
@@ -40,7 +49,7 @@ def test_gradcheck_float64(case: ConvCase):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
-def test_gradients_match_torch(case: ConvCase):
+def test_gradients_match_torch(case: ConvCase, conv_path):
     """Same gradients as autograd through F.conv2d, for a non-trivial upstream gradient."""
     ours = [t.requires_grad_() for t in case.tensors() if t is not None]
     ref = [t.detach().clone().requires_grad_() for t in ours]
@@ -54,7 +63,7 @@ def test_gradients_match_torch(case: ConvCase):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
-def test_float32_forward_and_gradients(case: ConvCase):
+def test_float32_forward_and_gradients(case: ConvCase, conv_path):
     """float32 takes the oneDNN GEMM on CPU (float64 takes torch.mm): check it against F.conv2d too."""
     ours = [t.requires_grad_() for t in case.tensors(torch.float32) if t is not None]
     ref = [t.detach().clone().requires_grad_() for t in ours]
@@ -165,7 +174,7 @@ def test_cuda_parity(case: ConvCase):
 
 
 @pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[2], CONV_CASES[6]], ids=str)
-def test_output_allows_inplace_ops(case: ConvCase):
+def test_output_allows_inplace_ops(case: ConvCase, conv_path):
     """Layers may apply relu_ in place on the conv output; gradients must still be right."""
     ours = [t.requires_grad_() for t in case.tensors() if t is not None]
     ref = [t.detach().clone().requires_grad_() for t in ours]
