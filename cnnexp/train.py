@@ -214,8 +214,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 log.warning("No best checkpoint to test: testing the model's current weights.")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             metrics.update(_floats(trainer.callback_metrics))
-    except Exception:
-        log.exception("The run failed")
+    except Exception as error:
+        from cnnexp.cli import user_error_message
+
+        message = user_error_message(error)
+        if message is None:
+            log.exception("The run failed")  # a bug: keep the traceback in the run's log
+        else:
+            log.error("The run failed: %s", message)
         raise
     finally:
         for logger in loggers:

@@ -89,3 +89,29 @@ def test_ddp_sim_two_gloo_processes(make_cfg):
     assert metrics["test/acc"] > 0.6  # 10 classes; 0.93 in one process, here each process sees half the batches
     from pathlib import Path
     assert Path(cfg.paths.output_dir, "checkpoints", "last.ckpt").is_file()
+
+
+def test_resume_from_a_checkpoint_file(make_cfg):
+    """ckpt_path=<file> resumes (weights_only loading through the run's checkpoint plugin) where training stopped."""
+    first = make_cfg(*FAST, "trainer.max_epochs=1", "logger=csv", "test=false", run="first")
+    train(first)
+    last = f"{first.paths.output_dir}/checkpoints/last.ckpt"
+    resumed = make_cfg(*FAST, "trainer.max_epochs=2", "logger=csv", f"ckpt_path={last}", run="second")
+    metrics = train(resumed)
+    import torch
+    ckpt = torch.load(f"{resumed.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * torch.load(last, weights_only=True)["global_step"]
+    assert "test/acc" in metrics
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("conv_impl", ["custom", "torch"])
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed", "32-true"])
+def test_gpu_trainer(make_cfg, data_root, conv_impl, precision):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    metrics = train(make_cfg("+experiment=seed_flowers", "trainer=gpu", f"trainer.precision={precision}",
+                             f"model.conv_impl={conv_impl}", "debug=fast_dev_run", "trainer.accelerator=gpu",
+                             "~callbacks.rich_progress", "trainer.enable_progress_bar=false", data_dir=data_root))
+    assert math.isfinite(metrics["train/loss"])
