@@ -180,6 +180,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     quiet_library_output()
     loggers: list[Any] = []
+    status = "failed"
     try:
         L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
@@ -214,6 +215,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 log.warning("No best checkpoint to test: testing the model's current weights.")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             metrics.update(_floats(trainer.callback_metrics))
+        status = "success"
     except Exception as error:
         from cnnexp.cli import user_error_message
 
@@ -225,7 +227,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise
     finally:
         for logger in loggers:
-            logger.finalize("success")  # flush and close (Lightning already did so when fit/test raised)
+            logger.finalize(status)  # flush and close the event files (also after an error)
 
     acc = metrics.get("test/acc", metrics.get("val/acc", math.nan))
     name = "test/acc" if "test/acc" in metrics else "val/acc"
