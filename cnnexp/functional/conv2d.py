@@ -71,7 +71,7 @@ def _strided_backward(xp, x_shape, weight, grad_out, geom: WindowGeometry, need_
     return grad_x, grad_w
 
 
-GRID_MAX_OVERHEAD = 1.4  # use the padded-grid path while it computes at most 40 % dropped margin outputs
+GRID_MAX_OVERHEAD = 2.0  # use the padded-grid path while its dropped margin outputs are at most 100 % extra
 
 
 def _use_grid(geom: WindowGeometry) -> bool:
@@ -94,7 +94,7 @@ class Conv2dFunction(torch.autograd.Function):
 
     Stride 1 (any dilation) runs on the flattened padded grid (`grid_gemm`: blocked im2col, one GEMM per
     block, input gradient as a full correlation with the flipped kernel); other strides, and feature maps
-    so small that the grid's padding margin would be over 40 % of the work (8x8 with a 3x3 kernel), use a
+    so small that the grid would more than double the work (e.g. 3x3 on 4x4 maps), use a
     whole-batch im2col and a col2im scatter-add.
     """
 
