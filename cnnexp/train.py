@@ -201,7 +201,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         loggers = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         output_dir = cfg.paths.output_dir
-        save_resolved_config(cfg, output_dir)
+        if trainer.is_global_zero:  # under DDP every process runs train(); one writes the files
+            save_resolved_config(cfg, output_dir)
         log_hyperparameters(cfg, model, loggers)
         log_graph(model, loggers)
 
@@ -229,7 +230,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in loggers:
             logger.finalize(status)  # flush and close the event files (also after an error)
 
-    acc = metrics.get("test/acc", metrics.get("val/acc", math.nan))
-    name = "test/acc" if "test/acc" in metrics else "val/acc"
-    print(f"{name}={acc:.4f}  run: {_display(output_dir)}", flush=True)
+    if trainer.is_global_zero:
+        name = "test/acc" if "test/acc" in metrics else "val/acc"
+        print(f"{name}={metrics.get(name, math.nan):.4f}  run: {_display(output_dir)}", flush=True)
     return metrics
