@@ -115,3 +115,16 @@ def test_gpu_trainer(make_cfg, data_root, conv_impl, precision):
                              f"model.conv_impl={conv_impl}", "debug=fast_dev_run", "trainer.accelerator=gpu",
                              "~callbacks.rich_progress", "trainer.enable_progress_bar=false", data_dir=data_root))
     assert math.isfinite(metrics["train/loss"])
+
+
+@pytest.mark.parametrize("conv_impl", [
+    "torch",
+    pytest.param("custom", marks=pytest.mark.xfail(
+        reason="cnnexp.functional's mkldnn GEMM cannot be traced by TorchScript (needs a torch.jit.is_tracing() "
+               "fallback in functional); the run goes on with a warning", strict=False)),
+])
+def test_model_graph_in_tensorboard(make_cfg, conv_impl):
+    cfg = make_cfg(*FAST, "trainer.max_epochs=1", f"model.conv_impl={conv_impl}", "test=false")
+    train(cfg)
+    _, _, graph = event_data(f"{cfg.paths.output_dir}/tensorboard")
+    assert graph
