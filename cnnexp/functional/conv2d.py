@@ -76,8 +76,10 @@ GRID_MAX_OVERHEAD = 2.0  # use the padded-grid path while its dropped margin out
 
 def _use_grid(geom: WindowGeometry) -> bool:
     """Stride 1 and a small padding margin: the grid path; else (strides, tiny maps) the im2col path."""
-    (hp, wp), (ho, wo) = geom.padded_hw, geom.out_hw
-    return geom.stride == (1, 1) and hp * wp <= GRID_MAX_OVERHEAD * ho * wo
+    if geom.stride != (1, 1):
+        return False
+    hs, ws, _ = grid_gemm.grid_dims(geom)
+    return hs * ws <= GRID_MAX_OVERHEAD * geom.out_hw[0] * geom.out_hw[1]
 
 
 def _as_output(t: torch.Tensor) -> torch.Tensor:
