@@ -6,7 +6,6 @@ and `--cfg job` stay fast.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
@@ -15,17 +14,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnexp.checkpoints import resolve_ckpt_path
+from cnnexp.config_checks import check_config
 from cnnexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "config_resolved.yaml"  # the run's config with input_shape/num_classes filled in
 HPARAM_KEYS = ("task_name", "seed", "data", "model", "optimizer", "scheduler", "trainer")
-
-
-def _optional(module: str) -> Any | None:
-    """Import a module another part of cnnexp may not have yet (config checks, checkpoint helpers)."""
-    return importlib.import_module(module) if importlib.util.find_spec(module) is not None else None
 
 
 def instantiate_dict(node: DictConfig | None) -> list[Any]:
@@ -107,19 +103,6 @@ def log_graph(model: Any, loggers: list[Any]) -> None:
             net.train(was_training)
 
 
-def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """The checkpoint to resume from: `cnnexp.checkpoints.resolve_ckpt_path` when it exists, else `ckpt_path`."""
-    checkpoints = _optional("cnnexp.checkpoints")
-    if checkpoints is not None and hasattr(checkpoints, "resolve_ckpt_path"):
-        return checkpoints.resolve_ckpt_path(cfg)
-    ckpt_path, resume = cfg.get("ckpt_path"), cfg.get("resume")
-    if resume or ckpt_path == "last":
-        raise ConfigError("resume / ckpt_path=last need cnnexp.checkpoints; pass ckpt_path=<file.ckpt> instead.")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path} does not exist; pass an existing .ckpt file.")
-    return ckpt_path or None
-
-
 def best_checkpoint(trainer: Any) -> str | None:
     """The best checkpoint ModelCheckpoint kept, or None (no checkpointing, fast_dev_run, no validation)."""
     callback = trainer.checkpoint_callback
@@ -158,7 +141,7 @@ def quiet_library_output() -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test the model the config describes; return the final metrics.
 
-    Steps: seed everything from `cfg.seed`; check the config (`cnnexp.config_checks`, when present); build the
+    Steps: check the config (`cnnexp.config_checks`); seed everything from `cfg.seed`; build the
     data module; write its input shape and class count into `cfg.model.net`; build the model and print its
     summary; build callbacks, loggers and trainer; save `config_resolved.yaml` in the run folder; fit
     (resuming from `ckpt_path` / `resume`); test the best checkpoint; print one line with the test accuracy
@@ -182,12 +165,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers: list[Any] = []
     status = "failed"
     try:
+        check_config(cfg)  # first: a bad value (seed=abc included) is named before anything runs
         L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
             torch.set_num_threads(int(cfg.torch_threads))
-        config_checks = _optional("cnnexp.config_checks")
-        if config_checks is not None:
-            config_checks.check_config(cfg)
 
         log.info("Data: %s", cfg.data._target_)
         datamodule = instantiate(cfg.data)
