@@ -117,12 +117,7 @@ def test_gpu_trainer(make_cfg, data_root, conv_impl, precision):
     assert math.isfinite(metrics["train/loss"])
 
 
-@pytest.mark.parametrize("conv_impl", [
-    "torch",
-    pytest.param("custom", marks=pytest.mark.xfail(
-        reason="cnnexp.functional's mkldnn GEMM cannot be traced by TorchScript (needs a torch.jit.is_tracing() "
-               "fallback in functional); the run goes on with a warning", strict=False)),
-])
+@pytest.mark.parametrize("conv_impl", ["torch", "custom"])
 def test_model_graph_in_tensorboard(make_cfg, conv_impl):
     cfg = make_cfg(*FAST[1:], "trainer.max_epochs=1", f"model.conv_impl={conv_impl}", "test=false")  # lecture CNN
     train(cfg)

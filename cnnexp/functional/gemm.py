@@ -4,7 +4,7 @@ On CPU in float32 it uses oneDNN's inner-product (matmul) primitive, `torch.ops.
 when PyTorch ships it: on the AMD EPYC this project benchmarks on, MKL's sgemm reaches ~40 GFLOP/s for
 the tall-skinny shapes of a convolution (rows = pixels, 48-576 columns, 16-64 outputs) while oneDNN's
 JIT kernels reach ~150. It is a plain matrix product, not a convolution primitive. Everywhere else
-(CUDA, float64, builds without oneDNN) it is `torch.addmm` / `torch.mm`.
+(CUDA, float64, builds without oneDNN, TorchScript tracing) it is `torch.addmm` / `torch.mm`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def gemm(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> 
     Shape:
         a: `(M, K)`; w: `(N, K)` (any strides); bias: `(N,)` or None -> `(M, N)` contiguous.
     """
-    if ONEDNN_LINEAR and a.device.type == "cpu" and a.dtype == torch.float32 and w.dtype == torch.float32:
+    if (ONEDNN_LINEAR and a.device.type == "cpu" and a.dtype == torch.float32 and w.dtype == torch.float32
+            and not torch.jit.is_tracing()):  # TorchScript (TensorBoard's graph) cannot trace the oneDNN op
         return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [], "")
     return torch.addmm(bias, a, w.t()) if bias is not None else torch.mm(a, w.t())
