@@ -11,24 +11,33 @@ Prints tables of ratios (custom / native images per second) and writes JSON (--o
 
     python scripts/bench_conv.py            # full run (about 10 minutes on a 2-core CPU)
     python scripts/bench_conv.py --quick    # smoke run
+
+Threads: torch's default intra-op thread count (one per core) unless --threads is given. OpenMP wait
+policy: PASSIVE for every implementation alike (idle worker threads sleep instead of spinning; with
+OpenMP's default spin-wait and other processes on the cores, runs of many small parallel regions
+collapse). It is set here, before torch loads OpenMP; an OMP_WAIT_POLICY already in the environment
+wins (e.g. OMP_WAIT_POLICY=active to measure the spinning default). Both are printed and saved in the JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before torch (and its OpenMP runtime) loads; see above
 
-from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d  # noqa: E402
 
 CHANNELS = (16, 32, 64)
 CLASSES, HIDDEN = 5, 128
@@ -249,12 +258,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="small shapes, few repeats (smoke run)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's default, one per core)")
     p.add_argument("--out", default="bench-results/bench_conv.json")
     p.add_argument("--sections", default="layer,train,memory", help="comma list of layer, train, memory")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--shape", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    load_before = os.getloadavg()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -272,12 +283,14 @@ def main(argv: list[str] | None = None) -> None:
         rows += bench_train(shapes, impls, repeats, device)
     if "memory" in sections:
         rows += bench_memory(shapes, impls, device)
-    print(f"device {device}, threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"device {device}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(ratio_table(rows))
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "torch": torch.__version__,
             "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:],
-            "load_avg_after": os.getloadavg()}
+            "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     out = Path(args.out)
