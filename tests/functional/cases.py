@@ -59,4 +59,8 @@ CONV_CASES = [
     ConvCase(4, 1, 2, (5, 6), (1, 1), 3, (0, 1), 1, False),
     ConvCase(1, 3, 2, (4, 4), (5, 5), 2, "same", 1, True),  # kernel larger than the input: 'same' pads
     ConvCase(1, 3, 2, (9, 8), (3, 3), (3, 1), "same", (2, 1), True),
+    # stride 1 with C_in > 4 runs on the shared-padding grid (grid_gemm.grid_dims): 'same', and padding wider
+    # than the kernel's reach (the zero border is then W_out - W columns, not max(left, right))
+    ConvCase(4, 5, 3, (7, 6), (3, 3), 1, "same", 1, True),
+    ConvCase(2, 5, 2, (5, 6), (1, 1), 1, (2, 3), 1, False),
 ]
