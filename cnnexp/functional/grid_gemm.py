@@ -116,24 +116,32 @@ def _planar_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
 
 
 def _planar_groups(buf: torch.Tensor, g: WindowGeometry, valid_only: bool = False):
-    """Yield `(n0, n1, colsT)`: transposed im2col of images n0..n1-1, `(G, C*kH*kW, positions)` contiguous.
+    """Yield `(n0, n1, colsT)`: transposed im2col of images n0..n1-1, contiguous.
 
-    positions: every grid position `Hp*Wp` (forward), or only the `H_out*W_out` real outputs.
+    Forward: every grid position `Hp*Wp`, colsT `(G, C*kH*kW, Hp*Wp)` (one matrix per image).
+    `valid_only` (weight gradient): only the `H_out*W_out` real outputs, with the images side by side,
+    colsT `(C*kH*kW, G*H_out*W_out)`: one long matrix, so that dW is ONE GEMM per group.
     """
     n, c, stride_plane = buf.shape
     (kh, kw), (dh, dw), (hp, wp), (ho, wo) = g.kernel, g.dilation, g.padded_hw, g.out_hw
     pos_shape, pos_strides = ((ho, wo), (wp, 1)) if valid_only else ((hp * wp,), (1,))
     positions, k = math.prod(pos_shape), c * kh * kw
     group = max(1, BLOCK_FLOATS // (k * positions))
-    cols = buf.new_empty((min(group, n), k, positions))
+    flat = buf.new_empty(min(group, n) * k * positions)
     for n0 in range(0, n, group):
-        n1 = min(n, n0 + group)
+        m = min(n, n0 + group) - n0
         view = buf.as_strided(
-            (n1 - n0, c, kh, kw, *pos_shape), (c * stride_plane, stride_plane, dh * wp, dw, *pos_strides),
+            (m, c, kh, kw, *pos_shape), (c * stride_plane, stride_plane, dh * wp, dw, *pos_strides),
             buf.storage_offset() + n0 * c * stride_plane,
-        )
-        cols[: n1 - n0].view(n1 - n0, c, kh, kw, *pos_shape).copy_(view)
-        yield n0, n1, cols[: n1 - n0]
+        )  # (G, C, kH, kW, *positions)
+        if valid_only:
+            cols = flat[: m * k * positions].view(c, kh, kw, m, *pos_shape)
+            cols.copy_(view.movedim(0, 3))
+            yield n0, n0 + m, cols.view(k, m * positions)
+        else:
+            cols = flat[: m * k * positions].view(m, c, kh, kw, *pos_shape)
+            cols.copy_(view)
+            yield n0, n0 + m, cols.view(m, k, positions)
 
 
 def _planar_forward(buf: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry):
@@ -196,11 +204,11 @@ def backward(
     ho, wo = g.out_hw
     rows, span = n * hp * wp, _tap_span(g, wp)
     grad_x = grad_w = None
-    if need_w and planar:  # dW^T = sum over images colsT @ G, on the real output positions only
+    if need_w and planar:  # dW^T = colsT @ G over the real output positions, one GEMM per image group
         gw_t = None
-        g_img = nhwc_view(grad_out).reshape(n, ho * wo, c_out)
-        for n0, n1, cols_t in _planar_groups(buf, g, valid_only=True):
-            part = torch.matmul(cols_t, g_img[n0:n1]).sum(0)  # (C_in*kH*kW, C_out)
+        g_rows = nhwc_view(grad_out).reshape(n * ho * wo, c_out)  # (N*H_out*W_out, C_out)
+        for n0, n1, cols_t in _planar_groups(buf, g, valid_only=True):  # (C_in*kH*kW, G*H_out*W_out)
+            part = gemm(cols_t, g_rows[n0 * ho * wo : n1 * ho * wo].t())  # (C_in*kH*kW, C_out)
             gw_t = part if gw_t is None else gw_t.add_(part)
         grad_w = gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
     if not (need_x or (need_w and not planar)):
