@@ -26,9 +26,12 @@ def gemm(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> 
     """`a @ w.T (+ bias)`.
 
     Shape:
-        a: `(M, K)`; w: `(N, K)` (any strides); bias: `(N,)` or None -> `(M, N)` contiguous.
+        a: `(M, K)`; w: `(N, K)` (any strides; other than row/column-major ones are copied); bias: `(N,)` or None -> `(M, N)` contiguous.
     """
     if (ONEDNN_LINEAR and a.device.type == "cpu" and a.dtype == torch.float32 and w.dtype == torch.float32
             and not torch.jit.is_tracing()):  # TorchScript (TensorBoard's graph) cannot trace the oneDNN op
+        # oneDNN takes row- or column-major operands as they are, but crawls on others (e.g. the stride-0
+        # upstream gradient of `y.sum()`): give it a dense copy of those
+        a, w = (t if t.is_contiguous() or t.t().is_contiguous() else t.contiguous() for t in (a, w))
         return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [], "")
     return torch.addmm(bias, a, w.t()) if bias is not None else torch.mm(a, w.t())
