@@ -6,7 +6,7 @@ does not import lightning or torchvision.
 
 from __future__ import annotations
 
-import importlib
+from cnnexp.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "BaseDataModule": "cnnexp.data.base",
@@ -21,13 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'cnnexp.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
