@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from . import grid_gemm
+from .autocast import autocast_operands
 from .geometry import WindowGeometry, conv_geometry
 from .gemm import gemm
 from .im2col import col2im_add_, im2col, nchw_view, nhwc_view, pad_nhwc
@@ -167,5 +168,7 @@ def conv2d(
         (2, 16, 8, 8)
     """
     geom = conv_geometry(x, weight, bias, stride, padding, dilation, op="conv2d")
-    y, _ = Conv2dFunction.apply(x, weight, bias, geom)
+    (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # mixed precision: one dtype throughout
+    with autocast_off:
+        y, _ = Conv2dFunction.apply(x, weight, bias, geom)
     return y
