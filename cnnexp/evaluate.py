@@ -66,16 +66,11 @@ def load_run_config(ckpt_path: str | Path, overrides: DictConfig | None = None) 
 
 def load_weights(model: Any, ckpt_path: str | Path) -> None:
     """Load a Lightning checkpoint's `state_dict` into `model` without unpickling code."""
-    import torch
+    from cnnexp.checkpoints import load_checkpoint
 
     if not Path(ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist.")
-    try:
-        from cnnexp.checkpoints import load_checkpoint
-    except ImportError:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    else:
-        checkpoint = load_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path)  # torch.load(weights_only=True) with cnnexp's allowlist
     model.load_state_dict(checkpoint["state_dict"])
 
 
