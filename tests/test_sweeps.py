@@ -170,8 +170,7 @@ def test_pictures_callback_is_on_by_default():
 
     with initialize_config_module("cnnexp.conf", version_base="1.3"):
         cfg = compose("config")
-    if "tensorboard_pictures" not in cfg.callbacks:
-        pytest.skip("waiting for the runner to add tensorboard_pictures to callbacks/default.yaml")
+    assert "tensorboard_pictures" in cfg.callbacks
     assert cfg.callbacks.tensorboard_pictures._target_.endswith("TensorBoardPictures")
 
 

@@ -108,7 +108,8 @@ def test_resume_from_a_checkpoint_file(make_cfg):
 @pytest.mark.parametrize("conv_impl", ["custom", "torch"])
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed", "32-true"])
 def test_gpu_trainer(make_cfg, data_root, conv_impl, precision):
-    torch = pytest.importorskip("torch")
+    import torch
+
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     metrics = train(make_cfg("+experiment=seed_flowers", "trainer=gpu", f"trainer.precision={precision}",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-L = pytest.importorskip("lightning")
-
-from cnnexp.lit import ImageClassifier  # noqa: E402
+from cnnexp.lit import ImageClassifier
 
 
 class TinyNet(nn.Module):

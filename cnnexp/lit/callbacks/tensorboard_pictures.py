@@ -29,14 +29,9 @@ from cnnexp.lit.callbacks.pictures import confusion_counts, feature_maps_grid, f
 
 def conv_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The conv layers of a model in forward order: `cnnexp.layers.Conv2D` and `torch.nn.Conv2d`, with names."""
-    kinds: tuple[type, ...] = (nn.Conv2d,)
-    try:
-        from cnnexp.layers import Conv2D
+    from cnnexp.layers import Conv2D
 
-        kinds = (*kinds, Conv2D)
-    except ImportError:  # the layers package is optional for hand-made models
-        pass
-    return [(name, m) for name, m in module.named_modules() if isinstance(m, kinds)]
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, (nn.Conv2d, Conv2D))]
 
 
 def tensorboard_writer(trainer: Trainer) -> Any | None:
