@@ -31,10 +31,10 @@ def event_data(folder):
 
 def test_default_run_learns_digits_and_writes_its_run_folder(make_cfg, capsys):
     """The default config (lecture CNN on load_digits), fewer epochs: a real accuracy bar and a complete run folder."""
-    cfg = make_cfg("trainer.max_epochs=12", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
+    cfg = make_cfg("trainer.max_epochs=16", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
                    "trainer.enable_progress_bar=false")
     metrics = train(cfg)
-    assert metrics["test/acc"] >= 0.93, metrics  # 97-99% with the full 50 epochs
+    assert metrics["test/acc"] >= 0.93, metrics  # 0.95 here (0.93 after 12 epochs); 97-99% with all 80
     assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/acc_top5"} <= set(metrics)
 

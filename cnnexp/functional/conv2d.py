@@ -13,6 +13,11 @@ Backward, with g = dL/dy as `(N*H_out*W_out, C_out)`:
     dL/dx      = g @ W scattered back onto the pixels each window read (col2im), unpadded; for stride 1
                  equivalently a correlation of g with the flipped kernel (see grid_gemm.py)
 
+Three implementations of these formulas, picked per call: stride 1 on CPU float32 runs the compiled
+register-tiled kernel straight from the padded grid, with no cols matrix at all (`grid_direct`,
+`direct_conv`); stride 1 elsewhere (CUDA, float64, no C++ compiler) builds cols block by block on the
+same grid and multiplies (`grid_gemm`); other strides and tiny maps use the whole-batch im2col above.
+
 No torch convolution op is called (no F.conv2d, conv_transpose, torch.nn.grad, aten.convolution*),
 and nothing is differentiated by autograd: the three gradients are written out above. The output is
 returned as an `(N, C_out, H_out, W_out)` tensor with channels-last strides, which is free (it is the
@@ -25,7 +30,7 @@ from typing import Any
 
 import torch
 
-from . import grid_gemm
+from . import grid_direct, grid_gemm
 from .autocast import autocast_operands
 from .geometry import WindowGeometry, conv_geometry
 from .gemm import gemm
@@ -83,6 +88,12 @@ def _use_grid(geom: WindowGeometry) -> bool:
     return hs * ws <= GRID_MAX_OVERHEAD * geom.out_hw[0] * geom.out_hw[1]
 
 
+def _grid_impl(t: torch.Tensor, weight: torch.Tensor):
+    """The grid module to run on `t` (the input x, or in backward the saved buffer): the compiled direct
+    kernel where it can run (CPU float32; not on `grid_gemm`'s planar 3-D buffer), else `grid_gemm`."""
+    return grid_direct if t.dim() != 3 and grid_direct.usable(t, weight) else grid_gemm
+
+
 def _as_output(t: torch.Tensor) -> torch.Tensor:
     """The same memory as `t`, as a tensor that is not a *view* for autograd.
 
@@ -95,8 +106,9 @@ def _as_output(t: torch.Tensor) -> torch.Tensor:
 class Conv2dFunction(torch.autograd.Function):
     """y = conv2d(x, weight, bias) with gradients for x, weight and bias written by hand.
 
-    Stride 1 (any dilation) runs on the flattened padded grid (`grid_gemm`: blocked im2col, one GEMM per
-    block, input gradient as a full correlation with the flipped kernel); other strides, and feature maps
+    Stride 1 (any dilation) runs on the flattened padded grid: the compiled direct kernel on CPU float32
+    (`grid_direct`), elsewhere `grid_gemm` (blocked im2col, one GEMM per block); both compute the input
+    gradient as a full correlation with the flipped kernel. Other strides, and feature maps
     so small that the grid would more than double the work (e.g. 3x3 on 4x4 maps), use a
     whole-batch im2col and a col2im scatter-add.
     """
@@ -106,7 +118,7 @@ class Conv2dFunction(torch.autograd.Function):
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
-        impl = grid_gemm.forward if _use_grid(geom) else _strided_forward
+        impl = _grid_impl(x, weight).forward if _use_grid(geom) else _strided_forward
         y, padded = impl(x, weight, bias, geom)
         return _as_output(y), padded
 
@@ -128,7 +140,7 @@ class Conv2dFunction(torch.autograd.Function):
         grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
         grad_x = grad_w = None
         if need_x or need_w:
-            impl = grid_gemm.backward if _use_grid(geom) else _strided_backward
+            impl = _grid_impl(padded, weight).backward if _use_grid(geom) else _strided_backward
             grad_x, grad_w = impl(padded, ctx.x_shape, weight, grad_out, geom, need_x, need_w)
         return grad_x, grad_w, grad_b, None
 

@@ -57,9 +57,41 @@ def grid_dims(g: WindowGeometry) -> tuple[int, int, int]:
     return hs, ws, t * ws + l
 
 
-def _tap_span(g: WindowGeometry, ws: int) -> int:
+def tap_offsets(g: WindowGeometry, ws: int) -> list[int]:
+    """Grid-row offset of each kernel tap `(i, j)`, in row-major tap order: `i*dH*Ws + j*dW`."""
+    (kh, kw), (dh, dw) = g.kernel, g.dilation
+    return [i * dh * ws + j * dw for i in range(kh) for j in range(kw)]
+
+
+def tap_span(g: WindowGeometry, ws: int) -> int:
     """Grid rows between the first and the last tap of a window: `(kH-1)*dH*Ws + (kW-1)*dW`."""
     return (g.kernel[0] - 1) * g.dilation[0] * ws + (g.kernel[1] - 1) * g.dilation[1]
+
+
+def grad_grid(grad_out: torch.Tensor, grid_hw: tuple[int, int], off: int, span: int, channels: int = 0) -> torch.Tensor:
+    """The upstream gradient on the grid, for the backward GEMMs/kernels.
+
+    `span` zero rows first (room for the full correlation's taps), then the grid (gradient at the output
+    positions, zero elsewhere), then `off` zero rows (dx is read from grid row `off` on). `channels`
+    (>= C_out) pads every row with zero columns, e.g. to the kernel's vector width.
+
+    Shape:
+        grad_out: `(N, C_out, H_out, W_out)`, grid_hw `(Hs, Ws)` -> `(span + N*Hs*Ws + off, max(C_out, channels))`.
+    """
+    n, c_out, ho, wo = grad_out.shape
+    hs, ws = grid_hw
+    c = max(c_out, channels)
+    rows = n * hs * ws
+    gbuf = grad_out.new_empty((span + rows + off, c))
+    gbuf[:span].zero_()
+    gbuf[span + rows :].zero_()
+    gg = gbuf[span : span + rows].view(n, hs, ws, c)
+    gg[:, :ho, :wo, :c_out].copy_(nhwc_view(grad_out))
+    if c > c_out:
+        gg[:, :ho, :wo, c_out:].zero_()
+    gg[:, ho:].zero_()
+    gg[:, :ho, wo:].zero_()
+    return gbuf
 
 
 def _blocked_conv(
@@ -87,12 +119,12 @@ def _blocked_conv(
     return out
 
 
-def _grid_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+def grid_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     """x on the shared-padding grid (`grid_dims`), NHWC: `(N*Hs*Ws + span, C)` rows, zero off the pixels."""
     n, c, h, w = x.shape
     hs, ws, off = grid_dims(g)
     rows = n * hs * ws
-    buf = x.new_empty((max(rows + _tap_span(g, ws), off + rows), c))
+    buf = x.new_empty((max(rows + tap_span(g, ws), off + rows), c))
     buf[:off].zero_()
     buf[off + rows :].zero_()
     pad_nhwc(x, (0, hs - h, 0, ws - w), out=buf[off : off + rows].view(n, hs, ws, c))
@@ -103,7 +135,7 @@ def _planar_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     """x padded into one flat plane per image and channel: `(N, C, Hp*Wp + span)`, the tail zero."""
     n, c = x.shape[:2]
     hp, wp = g.padded_hw
-    plane, span = hp * wp, _tap_span(g, wp)
+    plane, span = hp * wp, tap_span(g, wp)
     buf = x.new_empty((n, c, plane + span))
     t, b, l, r = g.pads
     grid = buf[:, :, :plane].view(n, c, hp, wp)
@@ -175,7 +207,7 @@ def forward(
     else:
         hp, wp, _ = grid_dims(g)
         w = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, kH*kW*C_in), taps (i, j, c)
-        buf = _grid_input(x, g)  # (N*Hs*Ws + span, C_in)
+        buf = grid_input(x, g)  # (N*Hs*Ws + span, C_in)
         out = _blocked_conv(buf, n * hp * wp, g, wp, w, bias)  # (N*Hs*Ws, C_out)
     return nchw_view(out.view(n, hp, wp, c_out)[:, :ho, :wo]), buf
 
@@ -202,7 +234,7 @@ def backward(
     else:
         hp, wp, off = grid_dims(g)
     ho, wo = g.out_hw
-    rows, span = n * hp * wp, _tap_span(g, wp)
+    rows, span = n * hp * wp, tap_span(g, wp)
     grad_x = grad_w = None
     if need_w and planar:  # dW^T = colsT @ G over the real output positions, one GEMM per image group
         gw_t = None
@@ -213,15 +245,7 @@ def backward(
         grad_w = gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
     if not (need_x or (need_w and not planar)):
         return grad_x, grad_w
-    # upstream gradient on the grid, after `span` zero rows (for the full correlation) and before `off` zero
-    # rows (dx is read from grid row `off` on), zero off the output
-    gbuf = grad_out.new_empty((span + rows + off, c_out))
-    gbuf[:span].zero_()
-    gbuf[span + rows :].zero_()
-    gg = gbuf[span : span + rows].view(n, hp, wp, c_out)
-    gg[:, :ho, :wo].copy_(nhwc_view(grad_out))
-    gg[:, ho:].zero_()
-    gg[:, :ho, wo:].zero_()
+    gbuf = grad_grid(grad_out, (hp, wp), off, span)  # (span + rows + off, C_out)
     if need_w and not planar:
         k = kh * kw * c_in
         strides = (c_in, g.dilation[0] * wp * c_in, g.dilation[1] * c_in, 1)

@@ -9,17 +9,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnexp.functional import CONV_IMPLS, conv2d, conv_output_size, get_conv2d, resolve_padding
+from cnnexp.functional import CONV_IMPLS, conv2d, conv_output_size, get_conv2d, grid_direct, resolve_padding
 from cnnexp.functional.types import pair
 
 from .cases import CONV_CASES, ConvCase
+from .direct_kernel import require_direct_kernel
 
 
-@pytest.fixture(params=["grid", "im2col"])
+@pytest.fixture(params=["grid_direct", "grid_gemm", "im2col"])
 def conv_path(request, monkeypatch):
-    """Run a test through both custom-conv paths (by default tiny test images would mostly take im2col)."""
+    """Run a test through every custom-conv path (by default tiny test images would mostly take im2col).
+
+    `grid_direct` (the compiled kernel) runs only CPU float32; other dtypes take `grid_gemm` there too.
+    """
     module = importlib.import_module("cnnexp.functional.conv2d")
-    monkeypatch.setattr(module, "GRID_MAX_OVERHEAD", float("inf") if request.param == "grid" else 0.0)
+    monkeypatch.setattr(module, "GRID_MAX_OVERHEAD", 0.0 if request.param == "im2col" else float("inf"))
+    if request.param == "grid_gemm":
+        monkeypatch.setattr(grid_direct, "usable", lambda *tensors: False)
+    elif request.param == "grid_direct":
+        require_direct_kernel()
     return request.param
 
 
@@ -64,7 +72,7 @@ def test_gradients_match_torch(case: ConvCase, conv_path):
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
 def test_float32_forward_and_gradients(case: ConvCase, conv_path):
-    """float32 takes the oneDNN GEMM on CPU (float64 takes torch.mm): check it against F.conv2d too."""
+    """float32 takes the compiled kernel or the oneDNN GEMM on CPU (float64 takes torch.mm): check it too."""
     ours = [t.requires_grad_() for t in case.tensors(torch.float32) if t is not None]
     ref = [t.detach().clone().requires_grad_() for t in ours]
     y_ours = conv2d(ours[0], ours[1], ours[2] if case.bias else None, **case.kwargs())

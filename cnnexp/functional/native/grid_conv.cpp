@@ -1,0 +1,205 @@
+// Register-tiled direct convolution on the flattened padded grid of grid_gemm.py (CPU, float32).
+//
+// The input is a channels-last grid: row q holds C floats, and output pixel (n, y, x) sits at grid row
+// p = (n*Hs + y)*Ws + x (Hs >= H_out, Ws >= W_out: the rest of the grid is margin). A stride-1 conv
+// reads, for grid row p, the input rows p + off[t] of the kernel taps t; with w laid out (T, C, CoP):
+//
+//     out[n, y, x, co] = bias[co] + sum_t sum_c in[p + off[t], c] * w[t, c, co]      (forward, and dL/dx)
+//     dw[t, c, co]     = sum_(n,y,x) in[p + off[t], c] * g[n, y, x, co]              (dL/dW)
+//
+// `out` and `g` are dense (N, H_out, W_out, C_out) tensors. CoP is C_out rounded up to the vector width
+// VEC (w's padding columns are zero). A tile keeps an R x V block of output vectors in registers (R grid
+// rows, V*VEC channels) while it streams the taps and channels: each broadcast input value feeds V fused
+// multiply-adds. Tiles run over whole grid rows, margin included (so no tile is cut short at a row end);
+// only the rows that are pixels are stored. No im2col matrix is built.
+// Plain C++ with GCC vector extensions: -march=native gives AVX-512 (VEC 16) or AVX2 (VEC 8).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__)
+constexpr int VEC = 16;
+#else
+constexpr int VEC = 8;
+#endif
+typedef float vf __attribute__((vector_size(VEC * sizeof(float)), aligned(sizeof(float))));
+
+static inline vf load(const float* p) {
+    vf v;
+    std::memcpy(&v, p, sizeof(vf));
+    return v;
+}
+
+static inline void store(float* p, const vf& v, int64_t n) {  // the first n lanes (all when n >= VEC)
+    std::memcpy(p, &v, (n >= VEC ? VEC : n) * sizeof(float));
+}
+
+struct Grid {     // where the pixels are on the grid
+    int64_t hs, ws;  // grid rows per image, grid row length
+    int64_t ho, wo;  // pixel rows per image, pixels per row
+    // dense pixel index of grid row p, or -1 for a margin row
+    int64_t pixel(int64_t p) const {
+        const int64_t n = p / (hs * ws), r = p % (hs * ws), y = r / ws, x = r % ws;
+        return (y < ho && x < wo) ? (n * ho + y) * wo + x : -1;
+    }
+};
+
+// Grid rows [p, p+R), channels [co, co + V*VEC) of the output (the last vector may be partial: Co).
+template <int R, int V>
+static inline void conv_tile(const float* in, int64_t C, const float* w, int64_t CoP, const int64_t* off, int T,
+                             const float* bias, float* out, int64_t Co, int64_t co, const int64_t* dst) {
+    vf acc[R][V];
+    for (int v = 0; v < V; ++v) {
+        vf b = {};
+        if (bias) {
+            float lanes[VEC] = {};
+            for (int64_t k = 0; k < VEC && co + v * VEC + k < Co; ++k) lanes[k] = bias[co + v * VEC + k];
+            b = load(lanes);
+        }
+        for (int r = 0; r < R; ++r) acc[r][v] = b;
+    }
+    for (int t = 0; t < T; ++t) {
+        const float* x = in + off[t] * C;
+        const float* wt = w + (int64_t)t * C * CoP + co;
+        for (int64_t c = 0; c < C; ++c) {
+            vf wv[V];
+            for (int v = 0; v < V; ++v) wv[v] = load(wt + c * CoP + v * VEC);
+            for (int r = 0; r < R; ++r) {
+                const float xs = x[r * C + c];
+                for (int v = 0; v < V; ++v) acc[r][v] += xs * wv[v];
+            }
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        if (dst[r] >= 0)
+            for (int v = 0; v < V; ++v) store(out + dst[r] * Co + co + v * VEC, acc[r][v], Co - co - v * VEC);
+}
+
+template <int R, int V>
+static void conv_rows(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off, int T,
+                      const float* bias, float* out, const Grid& grid, int64_t p0, int64_t p1) {
+    int64_t dst[R];
+    for (int64_t co = 0; co < CoP; co += V * VEC) {
+        int64_t p = p0;
+        for (; p + R <= p1; p += R) {
+            for (int r = 0; r < R; ++r) dst[r] = grid.pixel(p + r);
+            conv_tile<R, V>(in + p * C, C, w, CoP, off, T, bias, out, Co, co, dst);
+        }
+        for (; p < p1; ++p) {
+            dst[0] = grid.pixel(p);
+            conv_tile<1, V>(in + p * C, C, w, CoP, off, T, bias, out, Co, co, dst);
+        }
+    }
+}
+
+template <int R, int V>
+static void conv_parallel(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
+                          int T, const float* bias, float* out, const Grid& grid, int64_t P, int threads) {
+    const int64_t unit = 8 * R;  // grid rows whose inputs stay in cache while every channel block passes
+    const int64_t units = (P + unit - 1) / unit;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t u = 0; u < units; ++u)
+        conv_rows<R, V>(in, C, w, Co, CoP, off, T, bias, out, grid, u * unit, std::min(P, (u + 1) * unit));
+}
+
+// dw[t, c0..c0+RC, co..co+V*VEC) += sum over the pixels of image rows [s0, s1) (s = n*H_out + y).
+template <int RC, int V>
+static inline void dw_tile(const float* in, int64_t C, const float* g, int64_t CoP, int64_t t_off, int64_t c0,
+                           int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
+    vf acc[RC][V] = {};
+    for (int64_t s = s0; s < s1; ++s) {
+        const int64_t n = s / grid.ho, y = s % grid.ho;
+        const float* xp = in + ((n * grid.hs + y) * grid.ws + t_off) * C + c0;
+        const float* gp = g + s * grid.wo * CoP + co;
+        for (int64_t x = 0; x < grid.wo; ++x, xp += C, gp += CoP) {
+            vf gv[V];
+            for (int v = 0; v < V; ++v) gv[v] = load(gp + v * VEC);
+            for (int r = 0; r < RC; ++r) {
+                const float xs = xp[r];
+                for (int v = 0; v < V; ++v) acc[r][v] += xs * gv[v];
+            }
+        }
+    }
+    for (int r = 0; r < RC; ++r)
+        for (int v = 0; v < V; ++v) {
+            float* d = dw_t + (c0 + r) * CoP + co + v * VEC;
+            store(d, load(d) + acc[r][v], VEC);
+        }
+}
+
+template <int V, int RMAX>
+static void dw_rows(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off, int T, float* dw,
+                    const Grid& grid, int64_t s0, int64_t s1) {
+    const int64_t chunk = std::max<int64_t>(1, 256 / grid.wo);  // image rows (~256 pixels) kept in L2
+    for (int64_t q0 = s0; q0 < s1; q0 += chunk) {
+        const int64_t q1 = std::min(s1, q0 + chunk);
+        for (int t = 0; t < T; ++t) {
+            float* dw_t = dw + (int64_t)t * C * CoP;
+            for (int64_t co = 0; co + V * VEC <= CoP; co += V * VEC) {
+                int64_t c = 0;
+                for (; c + RMAX <= C; c += RMAX) dw_tile<RMAX, V>(in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t);
+                for (; c + 4 <= C; c += 4) dw_tile<4, V>(in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t);
+                switch (C - c) {  // the channel remainder, e.g. an RGB input's 3
+                    case 3: dw_tile<3, V>(in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t); break;
+                    case 2: dw_tile<2, V>(in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t); break;
+                    case 1: dw_tile<1, V>(in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t); break;
+                    default: break;
+                }
+            }
+        }
+    }
+}
+
+template <int V, int RMAX>
+static void dw_parallel(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off, int T,
+                        float* dw, const Grid& grid, int64_t S, int threads) {
+    const int64_t size = (int64_t)T * C * CoP;
+    std::vector<float> partial((size_t)std::max(threads - 1, 0) * size, 0.0f);
+#pragma omp parallel num_threads(threads)
+    {
+        int id = 0, n = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        float* mine = id == 0 ? dw : partial.data() + (size_t)(id - 1) * size;
+        const int64_t per = (S + n - 1) / n;
+        dw_rows<V, RMAX>(in, C, g, CoP, off, T, mine, grid, std::min(S, id * per), std::min(S, (id + 1) * per));
+    }
+    for (int k = 0; k + 1 < threads; ++k)
+        for (int64_t i = 0; i < size; ++i) dw[i] += partial[(size_t)k * size + i];
+}
+
+extern "C" {
+
+int cnnexp_vec_width() { return VEC; }
+
+// out (N, Ho, Wo, Co) dense = conv of the grid `in` ((N*Hs*Ws + span) rows of C) with w (T, C, CoP) at the
+// tap offsets off (T,), plus bias (Co,) or NULL.
+void cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
+                      int T, const float* bias, float* out, int64_t N, int64_t hs, int64_t ws, int64_t ho,
+                      int64_t wo, int threads) {
+    const Grid grid{hs, ws, ho, wo};
+    const int64_t P = N * hs * ws, vecs = CoP / VEC;
+    if (vecs % 4 == 0) conv_parallel<6, 4>(in, C, w, Co, CoP, off, T, bias, out, grid, P, threads);
+    else if (vecs % 2 == 0) conv_parallel<12, 2>(in, C, w, Co, CoP, off, T, bias, out, grid, P, threads);
+    else conv_parallel<24, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, P, threads);
+}
+
+// dw (T, C, CoP), zeroed by the caller, += the weight gradient for the grid `in` and g (N, Ho, Wo, CoP)
+// dense; CoP a multiple of the vector width.
+void cnnexp_grid_conv_weight_grad(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off,
+                                  int T, float* dw, int64_t N, int64_t hs, int64_t ws, int64_t ho, int64_t wo,
+                                  int threads) {
+    const Grid grid{hs, ws, ho, wo};
+    const int64_t S = N * ho, vecs = CoP / VEC;
+    if (vecs % 4 == 0) dw_parallel<4, 6>(in, C, g, CoP, off, T, dw, grid, S, threads);
+    else if (vecs % 2 == 0) dw_parallel<2, 12>(in, C, g, CoP, off, T, dw, grid, S, threads);
+    else dw_parallel<1, 24>(in, C, g, CoP, off, T, dw, grid, S, threads);
+}
+
+}  // extern "C"

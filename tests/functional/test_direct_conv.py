@@ -1,0 +1,176 @@
+"""The compiled direct-conv kernel: that conv2d really uses it, its numbers, its build cache and its fallbacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from cnnexp.functional import conv2d, conv2d_torch, direct_conv, grid_direct
+
+from .direct_kernel import require_direct_kernel
+
+
+@pytest.fixture
+def fresh_library():
+    """Forget the loaded library before and after the test (it is cached per process)."""
+    direct_conv.library.cache_clear()
+    yield
+    direct_conv.library.cache_clear()
+
+
+def _grads(conv, x, w, b, upstream, **kwargs):
+    inputs = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    y = conv(*inputs, **kwargs)
+    return (y, *torch.autograd.grad(y, inputs, upstream))
+
+
+def _compare(x, w, b, rtol=1e-4, **kwargs):
+    """Forward and all three gradients of conv2d against F.conv2d's, relative to the largest value."""
+    y_ref = conv2d_torch(x, w, b, **kwargs)
+    upstream = torch.randn_like(y_ref)
+    for got, want in zip(_grads(conv2d, x, w, b, upstream, **kwargs), _grads(conv2d_torch, x, w, b, upstream, **kwargs)):
+        torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * want.abs().max().item())
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Count the kernel's calls: {'conv': n, 'weight_grad': n}."""
+    require_direct_kernel()
+    calls = {"conv": 0, "weight_grad": 0}
+    for name in calls:
+        original = getattr(direct_conv, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(direct_conv, name, spy)
+    return calls
+
+
+def test_cpu_float32_conv_runs_the_kernel_forward_and_backward(kernel_calls):
+    x, w = torch.randn(2, 16, 9, 9, requires_grad=True), torch.randn(32, 16, 3, 3, requires_grad=True)
+    y = conv2d(x, w, None, padding="same")
+    assert kernel_calls == {"conv": 1, "weight_grad": 0}
+    y.square().sum().backward()
+    assert kernel_calls == {"conv": 2, "weight_grad": 1}  # dL/dx is a conv too
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_float64_and_tracing_take_the_torch_path(kernel_calls):
+    x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(8, 4, 3, 3, dtype=torch.float64)
+    conv2d(x, w, None, padding="same")
+    torch.jit.trace(lambda t: conv2d(t, w.float(), None, padding="same"), (x.float(),), check_trace=False)
+    assert kernel_calls == {"conv": 0, "weight_grad": 0}
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out"),
+    [(1, 16), (3, 16), (16, 32), (32, 64), (7, 33), (13, 48), (24, 17), (5, 5), (64, 8)],
+    ids=lambda v: str(v),
+)
+def test_channel_counts_cover_every_tile_and_remainder(c_in, c_out):
+    """1-3 input channels (the weight gradient's remainder tiles), 4-24 and 64 (full tiles), output channels
+    that fill 1, 2 or 4 vectors and ones that end in a partial vector (5, 17, 33)."""
+    require_direct_kernel()
+    gen = torch.Generator().manual_seed(c_in * 100 + c_out)
+    x = torch.randn(3, c_in, 11, 10, generator=gen)
+    _compare(x, torch.randn(c_out, c_in, 3, 3, generator=gen), torch.randn(c_out, generator=gen), padding="same")
+
+
+@pytest.mark.parametrize(("kernel", "padding", "dilation"), [((5, 5), "same", 1), ((2, 4), (1, 2), 2), ((1, 1), 0, 1)])
+def test_kernels_paddings_dilations(kernel, padding, dilation):
+    require_direct_kernel()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 8, 13, 12, generator=gen)
+    _compare(x, torch.randn(16, 8, *kernel, generator=gen), torch.randn(16, generator=gen), padding=padding,
+             dilation=dilation)
+
+
+def test_two_threads_give_the_one_thread_result():
+    """The weight gradient sums per-thread partials; the forward splits rows between threads."""
+    require_direct_kernel()
+    gen = torch.Generator().manual_seed(5)
+    x, w, b = torch.randn(8, 16, 20, 20, generator=gen), torch.randn(32, 16, 3, 3, generator=gen), torch.randn(32)
+    upstream = torch.randn(8, 32, 20, 20, generator=gen)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _grads(conv2d, x, w, b, upstream, padding="same")
+        torch.set_num_threads(2)
+        two = _grads(conv2d, x, w, b, upstream, padding="same")
+    finally:
+        torch.set_num_threads(threads)
+    for a, e in zip(two, one):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4)
+
+
+def test_switched_off_by_environment(monkeypatch, fresh_library, kernel_calls):
+    monkeypatch.setenv(direct_conv.SWITCH, "0")
+    direct_conv.library.cache_clear()
+    assert direct_conv.library() is None and not grid_direct.usable(torch.ones(1), torch.ones(1))
+    _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
+    assert kernel_calls == {"conv": 0, "weight_grad": 0}
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch, fresh_library):
+    def no_compiler():
+        raise direct_conv.KernelBuildError("no C++ compiler found (install g++, or set CXX)")
+
+    monkeypatch.setattr(direct_conv, "_compiler", no_compiler)
+    with pytest.warns(RuntimeWarning, match="im2col \\+ GEMM path.*install g\\+\\+"):
+        assert direct_conv.library() is None
+    _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
+
+
+def test_compiler_errors_are_reported(monkeypatch, tmp_path):
+    bad = tmp_path / "broken.cpp"
+    bad.write_text("this is not C++\n")
+    monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(direct_conv.KernelBuildError, match="broken.cpp"):
+        direct_conv.build(bad)
+    assert not list((tmp_path / "cache").glob("*")), "no library or temporary file may be left behind"
+
+
+def test_build_is_cached_per_source(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(tmp_path))
+    compiles = []
+    run = subprocess.run
+
+    def counting_run(cmd, *args, **kwargs):
+        compiles.extend(["compile"] if "-shared" in cmd else [])
+        return run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(direct_conv.subprocess, "run", counting_run)
+    first = direct_conv.build()
+    assert first.parent == tmp_path and first.exists() and compiles == ["compile"]
+    assert direct_conv.build() == first and compiles == ["compile"]
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
+
+
+@pytest.mark.slow
+def test_avx2_build_with_8_wide_vectors(tmp_path):
+    """A machine without AVX-512 gets 8-float vectors: build that variant and check it in a fresh process."""
+    require_direct_kernel()
+    script = textwrap.dedent(
+        """
+        import torch
+        from cnnexp.functional import direct_conv
+        from tests.functional.test_direct_conv import _compare
+        assert direct_conv.vec_width() == 8, direct_conv.vec_width()
+        for c_in, c_out in [(3, 16), (16, 32), (7, 33), (32, 64)]:
+            _compare(torch.randn(2, c_in, 9, 8), torch.randn(c_out, c_in, 3, 3), torch.randn(c_out), padding="same")
+        print("ok")
+        """
+    )
+    env = {**os.environ, "CNNEXP_KERNEL_CACHE": str(tmp_path), direct_conv.FLAGS_ENV: "-O2 -mavx2 -mfma -fopenmp"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
