@@ -10,8 +10,8 @@
 // `out` and `g` are dense (N, H_out, W_out, C_out) tensors. CoP is C_out rounded up to the vector width
 // VEC (w's padding columns are zero). A tile keeps an R x V block of output vectors in registers (R grid
 // rows, V*VEC channels) while it streams the taps and channels: each broadcast input value feeds V fused
-// multiply-adds. Tiles run over whole grid rows, margin included (so no tile is cut short at a row end);
-// only the rows that are pixels are stored. No im2col matrix is built.
+// multiply-adds. Tiles run along one image row (the row's last tile is shorter), so no margin position
+// of the grid is computed and no im2col matrix is built.
 // Plain C++ with GCC vector extensions: -march=native gives AVX-512 (VEC 16) or AVX2 (VEC 8).
 #include <algorithm>
 #include <cstdint>
@@ -38,20 +38,18 @@ static inline void store(float* p, const vf& v, int64_t n) {  // the first n lan
     std::memcpy(p, &v, (n >= VEC ? VEC : n) * sizeof(float));
 }
 
-struct Grid {     // where the pixels are on the grid
+struct Grid {        // where the pixels are on the grid
     int64_t hs, ws;  // grid rows per image, grid row length
     int64_t ho, wo;  // pixel rows per image, pixels per row
-    // dense pixel index of grid row p, or -1 for a margin row
-    int64_t pixel(int64_t p) const {
-        const int64_t n = p / (hs * ws), r = p % (hs * ws), y = r / ws, x = r % ws;
-        return (y < ho && x < wo) ? (n * ho + y) * wo + x : -1;
-    }
+    // grid row of the first pixel of image row s = n*ho + y
+    int64_t row(int64_t s) const { return ((s / ho) * hs + s % ho) * ws; }
 };
 
-// Grid rows [p, p+R), channels [co, co + V*VEC) of the output (the last vector may be partial: Co).
+// Pixels [x0, x0+R) of one image row, channels [co, co + V*VEC) (the last vector may be partial: Co).
+// in: the grid at the first pixel; out: the dense output at the first pixel.
 template <int R, int V>
 static inline void conv_tile(const float* in, int64_t C, const float* w, int64_t CoP, const int64_t* off, int T,
-                             const float* bias, float* out, int64_t Co, int64_t co, const int64_t* dst) {
+                             const float* bias, float* out, int64_t Co, int64_t co) {
     vf acc[R][V];
     for (int v = 0; v < V; ++v) {
         vf b = {};
@@ -75,35 +73,43 @@ static inline void conv_tile(const float* in, int64_t C, const float* w, int64_t
         }
     }
     for (int r = 0; r < R; ++r)
-        if (dst[r] >= 0)
-            for (int v = 0; v < V; ++v) store(out + dst[r] * Co + co + v * VEC, acc[r][v], Co - co - v * VEC);
+        for (int v = 0; v < V; ++v) store(out + r * Co + co + v * VEC, acc[r][v], Co - co - v * VEC);
 }
 
+// The last r < R pixels of a row: conv_tile<r, V>, picked at run time among 1..R-1.
+template <int R, int V>
+static inline void conv_tail(int r, const float* in, int64_t C, const float* w, int64_t CoP, const int64_t* off, int T,
+                             const float* bias, float* out, int64_t Co, int64_t co) {
+    if constexpr (R > 1) {
+        if (r == R - 1) conv_tile<R - 1, V>(in, C, w, CoP, off, T, bias, out, Co, co);
+        else conv_tail<R - 1, V>(r, in, C, w, CoP, off, T, bias, out, Co, co);
+    }
+}
+
+// Image rows [s0, s1): every pixel, every channel block. Tiles never cross a row end, so no margin
+// position is computed.
 template <int R, int V>
 static void conv_rows(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off, int T,
-                      const float* bias, float* out, const Grid& grid, int64_t p0, int64_t p1) {
-    int64_t dst[R];
-    for (int64_t co = 0; co < CoP; co += V * VEC) {
-        int64_t p = p0;
-        for (; p + R <= p1; p += R) {
-            for (int r = 0; r < R; ++r) dst[r] = grid.pixel(p + r);
-            conv_tile<R, V>(in + p * C, C, w, CoP, off, T, bias, out, Co, co, dst);
+                      const float* bias, float* out, const Grid& grid, int64_t s0, int64_t s1) {
+    for (int64_t co = 0; co < CoP; co += V * VEC)
+        for (int64_t s = s0; s < s1; ++s) {
+            const float* src = in + grid.row(s) * C;
+            float* dst = out + s * grid.wo * Co;
+            int64_t x = 0;
+            for (; x + R <= grid.wo; x += R) conv_tile<R, V>(src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
+            if (x < grid.wo)
+                conv_tail<R, V>((int)(grid.wo - x), src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
         }
-        for (; p < p1; ++p) {
-            dst[0] = grid.pixel(p);
-            conv_tile<1, V>(in + p * C, C, w, CoP, off, T, bias, out, Co, co, dst);
-        }
-    }
 }
 
 template <int R, int V>
 static void conv_parallel(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
-                          int T, const float* bias, float* out, const Grid& grid, int64_t P, int threads) {
-    const int64_t unit = 8 * R;  // grid rows whose inputs stay in cache while every channel block passes
-    const int64_t units = (P + unit - 1) / unit;
+                          int T, const float* bias, float* out, const Grid& grid, int64_t S, int threads) {
+    const int64_t unit = std::max<int64_t>(1, 96 / grid.wo);  // ~96 pixels a unit
+    const int64_t units = (S + unit - 1) / unit;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t u = 0; u < units; ++u)
-        conv_rows<R, V>(in, C, w, Co, CoP, off, T, bias, out, grid, u * unit, std::min(P, (u + 1) * unit));
+        conv_rows<R, V>(in, C, w, Co, CoP, off, T, bias, out, grid, u * unit, std::min(S, (u + 1) * unit));
 }
 
 // dw[t, c0..c0+RC, co..co+V*VEC) += sum over the pixels of image rows [s0, s1) (s = n*H_out + y).
@@ -112,8 +118,7 @@ static inline void dw_tile(const float* in, int64_t C, const float* g, int64_t C
                            int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
     vf acc[RC][V] = {};
     for (int64_t s = s0; s < s1; ++s) {
-        const int64_t n = s / grid.ho, y = s % grid.ho;
-        const float* xp = in + ((n * grid.hs + y) * grid.ws + t_off) * C + c0;
+        const float* xp = in + (grid.row(s) + t_off) * C + c0;
         const float* gp = g + s * grid.wo * CoP + co;
         for (int64_t x = 0; x < grid.wo; ++x, xp += C, gp += CoP) {
             vf gv[V];
@@ -184,10 +189,10 @@ void cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, in
                       int T, const float* bias, float* out, int64_t N, int64_t hs, int64_t ws, int64_t ho,
                       int64_t wo, int threads) {
     const Grid grid{hs, ws, ho, wo};
-    const int64_t P = N * hs * ws, vecs = CoP / VEC;
-    if (vecs % 4 == 0) conv_parallel<6, 4>(in, C, w, Co, CoP, off, T, bias, out, grid, P, threads);
-    else if (vecs % 2 == 0) conv_parallel<12, 2>(in, C, w, Co, CoP, off, T, bias, out, grid, P, threads);
-    else conv_parallel<24, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, P, threads);
+    const int64_t S = N * ho, vecs = CoP / VEC;
+    if (vecs % 4 == 0) conv_parallel<6, 4>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    else if (vecs % 2 == 0) conv_parallel<12, 2>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    else conv_parallel<24, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
 }
 
 // dw (T, C, CoP), zeroed by the caller, += the weight gradient for the grid `in` and g (N, Ho, Wo, CoP)
