@@ -84,12 +84,17 @@ def test_channel_counts_cover_every_tile_and_remainder(c_in, c_out):
     _compare(x, torch.randn(c_out, c_in, 3, 3, generator=gen), torch.randn(c_out, generator=gen), padding="same")
 
 
-@pytest.mark.parametrize(("kernel", "padding", "dilation"), [((5, 5), "same", 1), ((2, 4), (1, 2), 2), ((1, 1), 0, 1)])
-def test_kernels_paddings_dilations(kernel, padding, dilation):
+@pytest.mark.parametrize("c_out", [16, 32, 64])
+@pytest.mark.parametrize(
+    ("kernel", "padding", "dilation"),
+    [((5, 5), "same", 1), ((2, 4), (1, 2), 2), ((1, 1), 0, 1), ((3, 3), "same", (1, 2)), ((1, 3), "same", 1)],
+)
+def test_kernels_paddings_dilations(kernel, padding, dilation, c_out):
+    """Kernel rows of 3 consecutive taps take the kernel's row-of-three tiles, all others one tap at a time."""
     require_direct_kernel()
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 8, 13, 12, generator=gen)
-    _compare(x, torch.randn(16, 8, *kernel, generator=gen), torch.randn(16, generator=gen), padding=padding,
+    _compare(x, torch.randn(c_out, 8, *kernel, generator=gen), torch.randn(c_out, generator=gen), padding=padding,
              dilation=dilation)
 
 

@@ -46,8 +46,10 @@ struct Grid {        // where the pixels are on the grid
 };
 
 // Pixels [x0, x0+R) of one image row, channels [co, co + V*VEC) (the last vector may be partial: Co).
-// in: the grid at the first pixel; out: the dense output at the first pixel.
-template <int R, int V>
+// in: the grid at the first pixel; out: the dense output at the first pixel. KW > 1: the taps come in
+// groups of KW with consecutive offsets (a kernel row, dilation 1), so input row q feeds output rows
+// q - j of the group's taps j: one broadcast serves KW*V multiply-adds instead of V.
+template <int R, int V, int KW>
 static inline void conv_tile(const float* in, int64_t C, const float* w, int64_t CoP, const int64_t* off, int T,
                              const float* bias, float* out, int64_t Co, int64_t co) {
     vf acc[R][V];
@@ -58,17 +60,26 @@ static inline void conv_tile(const float* in, int64_t C, const float* w, int64_t
             for (int64_t k = 0; k < VEC && co + v * VEC + k < Co; ++k) lanes[k] = bias[co + v * VEC + k];
             b = load(lanes);
         }
+#pragma GCC unroll 32
         for (int r = 0; r < R; ++r) acc[r][v] = b;
     }
-    for (int t = 0; t < T; ++t) {
+    for (int t = 0; t < T; t += KW) {
         const float* x = in + off[t] * C;
         const float* wt = w + (int64_t)t * C * CoP + co;
         for (int64_t c = 0; c < C; ++c) {
-            vf wv[V];
-            for (int v = 0; v < V; ++v) wv[v] = load(wt + c * CoP + v * VEC);
-            for (int r = 0; r < R; ++r) {
-                const float xs = x[r * C + c];
-                for (int v = 0; v < V; ++v) acc[r][v] += xs * wv[v];
+            vf wv[KW][V];
+#pragma GCC unroll 8
+            for (int j = 0; j < KW; ++j)
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) wv[j][v] = load(wt + (j * C + c) * CoP + v * VEC);
+#pragma GCC unroll 40
+            for (int q = 0; q < R + KW - 1; ++q) {
+                const float xs = x[q * C + c];
+#pragma GCC unroll 8
+                for (int j = 0; j < KW; ++j)
+                    if (q - j >= 0 && q - j < R)
+#pragma GCC unroll 8
+                        for (int v = 0; v < V; ++v) acc[q - j][v] += xs * wv[j][v];
             }
         }
     }
@@ -76,19 +87,19 @@ static inline void conv_tile(const float* in, int64_t C, const float* w, int64_t
         for (int v = 0; v < V; ++v) store(out + r * Co + co + v * VEC, acc[r][v], Co - co - v * VEC);
 }
 
-// The last r < R pixels of a row: conv_tile<r, V>, picked at run time among 1..R-1.
-template <int R, int V>
+// The last r < R pixels of a row: conv_tile<r, V, KW>, picked at run time among 1..R-1.
+template <int R, int V, int KW>
 static inline void conv_tail(int r, const float* in, int64_t C, const float* w, int64_t CoP, const int64_t* off, int T,
                              const float* bias, float* out, int64_t Co, int64_t co) {
     if constexpr (R > 1) {
-        if (r == R - 1) conv_tile<R - 1, V>(in, C, w, CoP, off, T, bias, out, Co, co);
-        else conv_tail<R - 1, V>(r, in, C, w, CoP, off, T, bias, out, Co, co);
+        if (r == R - 1) conv_tile<R - 1, V, KW>(in, C, w, CoP, off, T, bias, out, Co, co);
+        else conv_tail<R - 1, V, KW>(r, in, C, w, CoP, off, T, bias, out, Co, co);
     }
 }
 
 // Image rows [s0, s1): every pixel, every channel block. Tiles never cross a row end, so no margin
 // position is computed.
-template <int R, int V>
+template <int R, int V, int KW>
 static void conv_rows(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off, int T,
                       const float* bias, float* out, const Grid& grid, int64_t s0, int64_t s1) {
     for (int64_t co = 0; co < CoP; co += V * VEC)
@@ -96,20 +107,29 @@ static void conv_rows(const float* in, int64_t C, const float* w, int64_t Co, in
             const float* src = in + grid.row(s) * C;
             float* dst = out + s * grid.wo * Co;
             int64_t x = 0;
-            for (; x + R <= grid.wo; x += R) conv_tile<R, V>(src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
+            for (; x + R <= grid.wo; x += R)
+                conv_tile<R, V, KW>(src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
             if (x < grid.wo)
-                conv_tail<R, V>((int)(grid.wo - x), src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
+                conv_tail<R, V, KW>((int)(grid.wo - x), src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
         }
 }
 
-template <int R, int V>
+template <int R, int V, int KW>
 static void conv_parallel(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
                           int T, const float* bias, float* out, const Grid& grid, int64_t S, int threads) {
     const int64_t unit = std::max<int64_t>(1, 96 / grid.wo);  // ~96 pixels a unit
     const int64_t units = (S + unit - 1) / unit;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t u = 0; u < units; ++u)
-        conv_rows<R, V>(in, C, w, Co, CoP, off, T, bias, out, grid, u * unit, std::min(S, (u + 1) * unit));
+        conv_rows<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, grid, u * unit, std::min(S, (u + 1) * unit));
+}
+
+// Do the taps come in kernel rows of 3 consecutive offsets (a 3-wide kernel, dilation 1)?
+static bool rows_of_three(const int64_t* off, int T) {
+    if (T % 3) return false;
+    for (int t = 0; t < T; t += 3)
+        if (off[t + 1] != off[t] + 1 || off[t + 2] != off[t] + 2) return false;
+    return true;
 }
 
 // dw[t, c0..c0+RC, co..co+V*VEC) += sum over the pixels of image rows [s0, s1) (s = n*H_out + y).
@@ -190,9 +210,15 @@ void cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, in
                       int64_t wo, int threads) {
     const Grid grid{hs, ws, ho, wo};
     const int64_t S = N * ho, vecs = CoP / VEC;
-    if (vecs % 4 == 0) conv_parallel<6, 4>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
-    else if (vecs % 2 == 0) conv_parallel<12, 2>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
-    else conv_parallel<24, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    // Register tiles: R*V accumulators (+ KW*V weight vectors + 1 broadcast) <= 32 registers. Kernel rows of
+    // three taps pay for 1 and 2 vectors (they cut the broadcasts per multiply-add by 3); with 4 vectors the
+    // 12 weight registers would leave room for only 4 rows (measured slower than 6 rows, one tap at a time).
+    const bool rows3 = rows_of_three(off, T);
+    if (vecs % 4 == 0) conv_parallel<6, 4, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    else if (vecs % 2 == 0 && rows3) conv_parallel<12, 2, 3>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    else if (vecs % 2 == 0) conv_parallel<12, 2, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    else if (rows3) conv_parallel<24, 1, 3>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    else conv_parallel<24, 1, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
 }
 
 // dw (T, C, CoP), zeroed by the caller, += the weight gradient for the grid `in` and g (N, Ho, Wo, CoP)
