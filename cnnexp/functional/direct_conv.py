@@ -123,8 +123,9 @@ def library() -> ctypes.CDLL | None:
         return _bind(ctypes.CDLL(str(build())))
     except (KernelBuildError, OSError, AttributeError) as err:
         warnings.warn(
-            f"cnnexp: the compiled direct conv is unavailable, using the slower im2col + GEMM path ({err}). "
-            f"Install a C++ compiler (g++), or set {SWITCH}=0 to silence this.",
+            f"cnnexp: the compiled direct conv is unavailable ({err}); using the slower im2col + GEMM path. "
+            f"Fix: install g++ (or set CXX) if no compiler was found, point CNNEXP_KERNEL_CACHE at a writable "
+            f"folder if the cache cannot be written, or set {SWITCH}=0 to silence this.",
             RuntimeWarning,
             stacklevel=2,
         )

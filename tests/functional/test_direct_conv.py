@@ -134,6 +134,15 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch, fresh_library):
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
 
 
+def test_an_unwritable_cache_warns_and_falls_back(monkeypatch, tmp_path, fresh_library):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(blocker / "kernels"))
+    with pytest.warns(RuntimeWarning, match="CNNEXP_KERNEL_CACHE at a writable folder"):
+        assert direct_conv.library() is None
+    _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
+
+
 def test_compiler_errors_are_reported(monkeypatch, tmp_path):
     bad = tmp_path / "broken.cpp"
     bad.write_text("this is not C++\n")
