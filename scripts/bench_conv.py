@@ -43,15 +43,25 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d  # noqa: E402
+from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, direct_conv, max_pool2d  # noqa: E402
 
 CHANNELS = (16, 32, 64)
 CLASSES, HIDDEN = 5, 128
 SHAPES = {"180x180 b32": (32, 3, 180, 180), "32x32 b128": (128, 3, 32, 32)}
 QUICK_SHAPES = {"90x90 b8": (8, 3, 90, 90), "32x32 b16": (16, 3, 32, 32)}
+
+
+def conv2d_gemm_path(*args, **kwargs):
+    """cnnexp's conv2d with the compiled kernel off: the blocked im2col + GEMM path (CUDA's path, and the
+    CPU fallback), for a side-by-side comparison in the same run."""
+    with direct_conv.disabled():
+        return conv2d(*args, **kwargs)
+
+
 # name -> (conv function, channels_last, pool function)
 IMPLS = {
     "custom": (conv2d, False, max_pool2d),
+    "custom_gemm": (conv2d_gemm_path, False, max_pool2d),
     "torch": (conv2d_torch, False, max_pool2d),
     "torch_cl": (conv2d_torch, True, max_pool2d),
     "naive": (conv2d_naive, False, max_pool2d),
@@ -110,7 +120,7 @@ def bench_layers(shapes: dict, impls: list[str], repeats: int, device: torch.dev
             for k in names:
                 _, cl, _ = IMPLS[k]
                 # in the network the custom conv's output (hence the next layer's input) is channels_last
-                x_cl = cl or (k == "custom" and li > 0)
+                x_cl = cl or (k.startswith("custom") and li > 0)
                 x = to_format(torch.randn(xs, device=device) * 50, x_cl).requires_grad_(li > 0)
                 w = to_format(torch.randn(ws, device=device) * 0.1, cl).requires_grad_()
                 data[k] = (x, w, torch.zeros(ws[0], device=device, requires_grad=True))
@@ -242,10 +252,9 @@ def ratio_table(rows: list[dict]) -> str:
     for (section, shape, what, mode), g in groups.items():
         if section == "memory":
             continue
-        c = g.get("custom")
         for k, r in g.items():
-            ratio = lambda ref: (f"{c['images_per_s'] / g[ref]['images_per_s']:.2f}" if c and ref in g and k == "custom"
-                                 else "")
+            ratio = lambda ref: (f"{r['images_per_s'] / g[ref]['images_per_s']:.2f}"
+                                 if ref in g and k.startswith("custom") else "")
             lines.append(f"{shape:<12} {what:<16} {mode:<10} {k:<16} {r['median_s'] * 1e3:9.1f} "
                          f"{r['images_per_s']:9.0f} {r['iqr_rel'] * 100:5.0f}% {ratio('torch'):>12} "
                          f"{ratio('torch_cl'):>15}")
@@ -257,6 +266,14 @@ def ratio_table(rows: list[dict]) -> str:
             rel = f"  custom/torch = {g['custom'] / g['torch']:.2f}" if "custom" in g and "torch" in g else ""
             lines.append(f"  {shape:<12} " + "  ".join(f"{k} {v:.0f}" for k, v in g.items()) + rel)
     return "\n".join(lines)
+
+
+def custom_conv_path(device: torch.device) -> str:
+    """Which path `custom` took: the numbers mean something else when the kernel could not be built."""
+    probe = torch.ones(1, 1, 3, 3, device=device)
+    if direct_conv.usable(probe, probe):
+        return f"compiled direct kernel ({direct_conv.vec_width()}-float vectors)"
+    return "im2col + GEMM (compiled kernel not used on this device or not built)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -289,14 +306,16 @@ def main(argv: list[str] | None = None) -> None:
         rows += bench_train(shapes, impls, repeats, device)
     if "memory" in sections:
         rows += bench_memory(shapes, impls, device)
+    custom_path = custom_conv_path(device)
     print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, "
           f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"custom = {custom_path}; custom_gemm = the im2col + GEMM path, forced")
     print(ratio_table(rows))
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(),
             "openmp_env": OMP_ENV, "torch": torch.__version__,
             "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:],
-            "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
+            "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "custom_path": custom_path}
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     out = Path(args.out)

@@ -88,10 +88,10 @@ def _use_grid(geom: WindowGeometry) -> bool:
     return hs * ws <= GRID_MAX_OVERHEAD * geom.out_hw[0] * geom.out_hw[1]
 
 
-def _grid_impl(t: torch.Tensor, weight: torch.Tensor):
-    """The grid module to run on `t` (the input x, or in backward the saved buffer): the compiled direct
-    kernel where it can run (CPU float32; not on `grid_gemm`'s planar 3-D buffer), else `grid_gemm`."""
-    return grid_direct if t.dim() != 3 and grid_direct.usable(t, weight) else grid_gemm
+def _grid_impl(x: torch.Tensor, weight: torch.Tensor):
+    """The grid module for this stride-1 conv: the compiled direct kernel where it can run (CPU float32),
+    else `grid_gemm`."""
+    return grid_direct if grid_direct.usable(x, weight) else grid_gemm
 
 
 def _as_output(t: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,7 @@ class Conv2dFunction(torch.autograd.Function):
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
-        impl = _grid_impl(x, weight).forward if _use_grid(geom) else _strided_forward
+        impl = _grid_impl(x, weight).forward if _use_grid(geom) else _strided_forward  # as in setup_context
         y, padded = impl(x, weight, bias, geom)
         return _as_output(y), padded
 
@@ -131,6 +131,7 @@ class Conv2dFunction(torch.autograd.Function):
         ctx.x_shape = x.shape
         ctx.geom = geom
         ctx.has_bias = bias is not None
+        ctx.grid_impl = _grid_impl(x, weight) if _use_grid(geom) else None  # backward takes forward's path
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, _grad_padded: Any = None) -> tuple[torch.Tensor | None, ...]:
@@ -140,7 +141,7 @@ class Conv2dFunction(torch.autograd.Function):
         grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
         grad_x = grad_w = None
         if need_x or need_w:
-            impl = _grid_impl(padded, weight).backward if _use_grid(geom) else _strided_backward
+            impl = ctx.grid_impl.backward if ctx.grid_impl is not None else _strided_backward
             grad_x, grad_w = impl(padded, ctx.x_shape, weight, grad_out, geom, need_x, need_w)
         return grad_x, grad_w, grad_b, None
 

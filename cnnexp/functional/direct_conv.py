@@ -20,12 +20,14 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
 import os
 import shutil
 import subprocess
+import threading
 import warnings
 from pathlib import Path
 
@@ -41,6 +43,9 @@ FLAG_SETS = (  # tried in order: the first that compiles is used (CNNEXP_KERNEL_
     ["-O3", "-march=native"],
     ["-O3"],
 )
+
+
+_local = threading.local()  # `disabled()` state, per thread
 
 
 class KernelBuildError(RuntimeError):
@@ -132,11 +137,25 @@ def library() -> ctypes.CDLL | None:
         return None
 
 
+@contextlib.contextmanager
+def disabled():
+    """Within this block (this thread), convolutions started here take the im2col + GEMM path; a conv's
+    backward follows the path its forward took. For side-by-side benchmarks and tests."""
+    before = getattr(_local, "off", False)
+    _local.off = True
+    try:
+        yield
+    finally:
+        _local.off = before
+
+
 def usable(*tensors: torch.Tensor) -> bool:
-    """True when the kernel can run on these tensors: CPU, float32, not under TorchScript tracing."""
+    """True when the kernel can run on these tensors: CPU, float32, not under TorchScript tracing, not
+    `disabled()`."""
     return (
         all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
         and not torch.jit.is_tracing()
+        and not getattr(_local, "off", False)
         and library() is not None
     )
 

@@ -62,6 +62,17 @@ def test_cpu_float32_conv_runs_the_kernel_forward_and_backward(kernel_calls):
     assert y.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_disabled_forward_keeps_its_path_in_backward(kernel_calls):
+    """`disabled()` around the forward only: the backward, run later outside it, takes the same GEMM path."""
+    x, w = torch.randn(2, 16, 9, 9, requires_grad=True), torch.randn(32, 16, 3, 3, requires_grad=True)
+    with direct_conv.disabled():
+        y = conv2d(x, w, None, padding="same")
+    y.square().sum().backward()
+    assert kernel_calls == {"conv": 0, "weight_grad": 0}
+    conv2d(x, w, None, padding="same").sum().backward()  # and after the block, the kernel again
+    assert kernel_calls == {"conv": 2, "weight_grad": 1}
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_float64_and_tracing_take_the_torch_path(kernel_calls):
     x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(8, 4, 3, 3, dtype=torch.float64)

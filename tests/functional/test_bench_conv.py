@@ -1,0 +1,33 @@
+"""scripts/bench_conv.py runs end to end on its quick shapes and says which path `custom` took."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from .direct_kernel import require_direct_kernel
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_conv.py"
+
+
+def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
+    require_direct_kernel()
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # else the script sets it in os.environ for good
+    threads = torch.get_num_threads()
+    spec = importlib.util.spec_from_file_location("bench_conv", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    try:
+        bench.main(["--quick", "--sections", "train", "--repeats", "1", "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    saved = json.loads(out.read_text())
+    assert saved["meta"]["custom_path"].startswith("compiled direct kernel")
+    impls = {(r["shape"], r["impl"]) for r in saved["rows"]}
+    for shape in bench.QUICK_SHAPES:
+        assert {(shape, k) for k in ("custom", "custom_gemm", "torch", "torch_cl")} <= impls
+    assert all(r["median_s"] > 0 for r in saved["rows"])
+    printed = capsys.readouterr().out
+    assert "custom = compiled direct kernel" in printed and "custom/torch_cl" in printed
