@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from . import direct_conv
+from . import direct_conv, native_kernels
 from .geometry import WindowGeometry
 from .grid_gemm import grad_grid, grid_dims, grid_input, tap_offsets, tap_span
 from .im2col import nchw_view, nhwc_view
@@ -23,7 +23,7 @@ from .im2col import nchw_view, nhwc_view
 
 def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """True when the compiled kernel can run this conv (CPU float32, kernel built)."""
-    return direct_conv.usable(x, weight)
+    return native_kernels.usable(x, weight)
 
 
 def forward(
@@ -68,7 +68,7 @@ def backward(
     c_out, _, kh, kw = weight.shape
     hs, ws, off = grid_dims(g)
     offsets = tap_offsets(g, ws)
-    c_pad = direct_conv.padded_channels(c_out)
+    c_pad = native_kernels.padded_channels(c_out)
     grad_x = grad_w = None
     if need_w:
         dense = _dense_grad(grad_out, c_pad)  # (N, H_out, W_out, C_out')

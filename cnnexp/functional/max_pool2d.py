@@ -14,7 +14,9 @@ taps. Backward walks the taps in row-major order and gives the upstream gradient
 equal to the maximum, so no index tensor is stored at all: only the input and the output, which
 autograd keeps alive anyway for the neighbouring ReLU and conv. The masks are float 0/1 tensors
 (`sign(tap - max) + 1`): float elementwise ops vectorise, while float->bool comparisons, `where` and
-`masked_fill` are several times slower on CPU.
+`masked_fill` are several times slower on CPU. CPU float32 channels_last inputs (the custom conv's
+outputs) instead run the compiled kernel `native/max_pool.cpp`, one pass over the data each way, with the
+same rules (see `pool_kernel`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import pool_kernel
 from .geometry import WindowGeometry, window_geometry
 from .padding import Padding
 from .types import IntPair
@@ -42,10 +45,16 @@ def _pad_inf(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
 
 
 class MaxPool2dFunction(torch.autograd.Function):
-    """y = max over each window; the gradient goes to the first arg-max in row-major window order."""
+    """y = max over each window; the gradient goes to the first arg-max in row-major window order.
+
+    On CPU float32 channels_last inputs (the custom conv's outputs) both directions run the compiled
+    kernel `native/max_pool.cpp` (`pool_kernel`), which follows the same rules; elsewhere the taps below.
+    """
 
     @staticmethod
     def forward(x: torch.Tensor, geom: WindowGeometry) -> torch.Tensor:
+        if pool_kernel.usable(x):  # the same test as setup_context's
+            return pool_kernel.forward(x, geom)
         taps = _taps(_pad_inf(x, geom.pads), geom)
         out = taps[0].clone() if len(taps) == 1 else torch.maximum(taps[0], taps[1])
         for tap in taps[2:]:
@@ -57,6 +66,7 @@ class MaxPool2dFunction(torch.autograd.Function):
         x, geom = inputs
         ctx.save_for_backward(x, output)
         ctx.geom = geom
+        ctx.kernel = pool_kernel.usable(x)  # backward takes forward's path
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None]:
@@ -64,6 +74,8 @@ class MaxPool2dFunction(torch.autograd.Function):
             return None, None
         x, out = ctx.saved_tensors
         geom: WindowGeometry = ctx.geom
+        if ctx.kernel:
+            return pool_kernel.backward(x, out, grad_out, geom), None
         t, _, l, _ = geom.pads
         h, w = geom.in_hw
         xp = _pad_inf(x, geom.pads)  # (N, C, Hp, Wp)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import torch
 
-from .direct_kernel import require_direct_kernel
+from .native_kernel import require_native_kernels
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_conv.py"
 
 
 def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
-    require_direct_kernel()
+    require_native_kernels()
     monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # else the script sets it in os.environ for good
     threads = torch.get_num_threads()
     spec = importlib.util.spec_from_file_location("bench_conv", SCRIPT)

@@ -13,7 +13,7 @@ from cnnexp.functional import CONV_IMPLS, conv2d, conv_output_size, get_conv2d, 
 from cnnexp.functional.types import pair
 
 from .cases import CONV_CASES, ConvCase
-from .direct_kernel import require_direct_kernel
+from .native_kernel import require_native_kernels
 
 
 @pytest.fixture(params=["grid_direct", "grid_gemm", "im2col"])
@@ -27,7 +27,7 @@ def conv_path(request, monkeypatch):
     if request.param == "grid_gemm":
         monkeypatch.setattr(grid_direct, "usable", lambda *tensors: False)
     elif request.param == "grid_direct":
-        require_direct_kernel()
+        require_native_kernels()
     return request.param
 
 

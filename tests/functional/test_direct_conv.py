@@ -10,17 +10,17 @@ import textwrap
 import pytest
 import torch
 
-from cnnexp.functional import conv2d, conv2d_torch, direct_conv, grid_direct
+from cnnexp.functional import conv2d, conv2d_torch, direct_conv, grid_direct, native_kernels
 
-from .direct_kernel import require_direct_kernel
+from .native_kernel import require_native_kernels
 
 
 @pytest.fixture
 def fresh_library():
     """Forget the loaded library before and after the test (it is cached per process)."""
-    direct_conv.library.cache_clear()
+    native_kernels.library.cache_clear()
     yield
-    direct_conv.library.cache_clear()
+    native_kernels.library.cache_clear()
 
 
 def _grads(conv, x, w, b, upstream, **kwargs):
@@ -40,7 +40,7 @@ def _compare(x, w, b, rtol=1e-4, **kwargs):
 @pytest.fixture
 def kernel_calls(monkeypatch):
     """Count the kernel's calls: {'conv': n, 'weight_grad': n}."""
-    require_direct_kernel()
+    require_native_kernels()
     calls = {"conv": 0, "weight_grad": 0}
     for name in calls:
         original = getattr(direct_conv, name)
@@ -65,7 +65,7 @@ def test_cpu_float32_conv_runs_the_kernel_forward_and_backward(kernel_calls):
 def test_disabled_forward_keeps_its_path_in_backward(kernel_calls):
     """`disabled()` around the forward only: the backward, run later outside it, takes the same GEMM path."""
     x, w = torch.randn(2, 16, 9, 9, requires_grad=True), torch.randn(32, 16, 3, 3, requires_grad=True)
-    with direct_conv.disabled():
+    with native_kernels.disabled():
         y = conv2d(x, w, None, padding="same")
     y.square().sum().backward()
     assert kernel_calls == {"conv": 0, "weight_grad": 0}
@@ -89,7 +89,7 @@ def test_float64_and_tracing_take_the_torch_path(kernel_calls):
 def test_channel_counts_cover_every_tile_and_remainder(c_in, c_out):
     """1-3 input channels (the weight gradient's remainder tiles), 4-24 and 64 (full tiles), output channels
     that fill 1, 2 or 4 vectors and ones that end in a partial vector (5, 17, 33)."""
-    require_direct_kernel()
+    require_native_kernels()
     gen = torch.Generator().manual_seed(c_in * 100 + c_out)
     x = torch.randn(3, c_in, 11, 10, generator=gen)
     _compare(x, torch.randn(c_out, c_in, 3, 3, generator=gen), torch.randn(c_out, generator=gen), padding="same")
@@ -102,7 +102,7 @@ def test_channel_counts_cover_every_tile_and_remainder(c_in, c_out):
 )
 def test_kernels_paddings_dilations(kernel, padding, dilation, c_out):
     """Kernel rows of 3 consecutive taps take the kernel's row-of-three tiles, all others one tap at a time."""
-    require_direct_kernel()
+    require_native_kernels()
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 8, 13, 12, generator=gen)
     _compare(x, torch.randn(c_out, 8, *kernel, generator=gen), torch.randn(c_out, generator=gen), padding=padding,
@@ -111,7 +111,7 @@ def test_kernels_paddings_dilations(kernel, padding, dilation, c_out):
 
 def test_two_threads_give_the_one_thread_result():
     """The weight gradient sums per-thread partials; the forward splits rows between threads."""
-    require_direct_kernel()
+    require_native_kernels()
     gen = torch.Generator().manual_seed(5)
     x, w, b = torch.randn(8, 16, 20, 20, generator=gen), torch.randn(32, 16, 3, 3, generator=gen), torch.randn(32)
     upstream = torch.randn(8, 32, 20, 20, generator=gen)
@@ -128,20 +128,20 @@ def test_two_threads_give_the_one_thread_result():
 
 
 def test_switched_off_by_environment(monkeypatch, fresh_library, kernel_calls):
-    monkeypatch.setenv(direct_conv.SWITCH, "0")
-    direct_conv.library.cache_clear()
-    assert direct_conv.library() is None and not grid_direct.usable(torch.ones(1), torch.ones(1))
+    monkeypatch.setenv(native_kernels.SWITCH, "0")
+    native_kernels.library.cache_clear()
+    assert native_kernels.library() is None and not grid_direct.usable(torch.ones(1), torch.ones(1))
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
     assert kernel_calls == {"conv": 0, "weight_grad": 0}
 
 
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch, fresh_library):
     def no_compiler():
-        raise direct_conv.KernelBuildError("no C++ compiler found (install g++, or set CXX)")
+        raise native_kernels.KernelBuildError("no C++ compiler found (install g++, or set CXX)")
 
-    monkeypatch.setattr(direct_conv, "_compiler", no_compiler)
-    with pytest.warns(RuntimeWarning, match="im2col \\+ GEMM path.*install g\\+\\+"):
-        assert direct_conv.library() is None
+    monkeypatch.setattr(native_kernels, "_compiler", no_compiler)
+    with pytest.warns(RuntimeWarning, match="PyTorch paths.*install g\\+\\+"):
+        assert native_kernels.library() is None
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
 
 
@@ -150,7 +150,7 @@ def test_an_unwritable_cache_warns_and_falls_back(monkeypatch, tmp_path, fresh_l
     blocker.write_text("")
     monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(blocker / "kernels"))
     with pytest.warns(RuntimeWarning, match="CNNEXP_KERNEL_CACHE at a writable folder"):
-        assert direct_conv.library() is None
+        assert native_kernels.library() is None
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
 
 
@@ -158,8 +158,8 @@ def test_compiler_errors_are_reported(monkeypatch, tmp_path):
     bad = tmp_path / "broken.cpp"
     bad.write_text("this is not C++\n")
     monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(direct_conv.KernelBuildError, match="broken.cpp"):
-        direct_conv.build(bad)
+    with pytest.raises(native_kernels.KernelBuildError, match="broken.cpp"):
+        native_kernels.build((bad,))
     assert not list((tmp_path / "cache").glob("*")), "no library or temporary file may be left behind"
 
 
@@ -172,29 +172,29 @@ def test_build_is_cached_per_source(monkeypatch, tmp_path):
         compiles.extend(["compile"] if "-shared" in cmd else [])
         return run(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(direct_conv.subprocess, "run", counting_run)
-    first = direct_conv.build()
+    monkeypatch.setattr(native_kernels.subprocess, "run", counting_run)
+    first = native_kernels.build()
     assert first.parent == tmp_path and first.exists() and compiles == ["compile"]
-    assert direct_conv.build() == first and compiles == ["compile"]
+    assert native_kernels.build() == first and compiles == ["compile"]
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
 
 
 @pytest.mark.slow
 def test_avx2_build_with_8_wide_vectors(tmp_path):
     """A machine without AVX-512 gets 8-float vectors: build that variant and check it in a fresh process."""
-    require_direct_kernel()
+    require_native_kernels()
     script = textwrap.dedent(
         """
         import torch
-        from cnnexp.functional import direct_conv
+        from cnnexp.functional import native_kernels
         from tests.functional.test_direct_conv import _compare
-        assert direct_conv.vec_width() == 8, direct_conv.vec_width()
+        assert native_kernels.vec_width() == 8, native_kernels.vec_width()
         for c_in, c_out in [(3, 16), (16, 32), (7, 33), (32, 64)]:
             _compare(torch.randn(2, c_in, 9, 8), torch.randn(c_out, c_in, 3, 3), torch.randn(c_out), padding="same")
         print("ok")
         """
     )
-    env = {**os.environ, "CNNEXP_KERNEL_CACHE": str(tmp_path), direct_conv.FLAGS_ENV: "-O2 -mavx2 -mfma -fopenmp"}
+    env = {**os.environ, "CNNEXP_KERNEL_CACHE": str(tmp_path), native_kernels.FLAGS_ENV: "-O2 -mavx2 -mfma -fopenmp"}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
                           timeout=300)

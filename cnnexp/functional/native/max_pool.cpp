@@ -1,0 +1,131 @@
+// Max pooling on dense channels-last tensors (CPU, float32), forward and backward, for max_pool2d.py.
+//
+// x is (N, H, W, C) and y is (N, Ho, Wo, C). Window (yo, xo) covers rows yo*sh - top + i (i < kh) and
+// columns xo*sw - left + j (j < kw); taps outside the image are the -inf padding, so they never win.
+// Forward: y = max over the window's taps (NaN wins, as torch.maximum). Backward: the upstream gradient
+// goes to the FIRST tap in row-major window order (i, then j) that equals the maximum (or is NaN): the
+// tie rule of max_pool2d.py. No index tensor is kept; backward compares x with y again. Overlapping
+// windows (stride < kernel) add their gradients, so images are split between threads, never rows.
+// Channels are vectorised VEC at a time (GCC vector extensions), the remainder one by one.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#if defined(__AVX512F__)
+constexpr int PVEC = 16;
+#else
+constexpr int PVEC = 8;
+#endif
+typedef float pf __attribute__((vector_size(PVEC * sizeof(float)), aligned(sizeof(float))));
+typedef int32_t pi __attribute__((vector_size(PVEC * sizeof(int32_t))));
+
+static inline pf pload(const float* p) {
+    pf v;
+    std::memcpy(&v, p, sizeof(pf));
+    return v;
+}
+
+static inline void pstore(float* p, const pf& v) { std::memcpy(p, &v, sizeof(pf)); }
+
+struct PoolGeom {
+    int64_t H, W, C, Ho, Wo, kh, kw, sh, sw, top, left;
+};
+
+// The window's tap rows [i0, i1) and columns [j0, j1) that lie inside the image.
+static inline void window(const PoolGeom& g, int64_t yo, int64_t xo, int64_t& y0, int64_t& i0, int64_t& i1,
+                          int64_t& x0, int64_t& j0, int64_t& j1) {
+    y0 = yo * g.sh - g.top;
+    x0 = xo * g.sw - g.left;
+    i0 = std::max<int64_t>(0, -y0);
+    i1 = std::min<int64_t>(g.kh, g.H - y0);
+    j0 = std::max<int64_t>(0, -x0);
+    j1 = std::min<int64_t>(g.kw, g.W - x0);
+}
+
+static void pool_forward_image(const float* x, float* y, const PoolGeom& g) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    for (int64_t yo = 0; yo < g.Ho; ++yo)
+        for (int64_t xo = 0; xo < g.Wo; ++xo) {
+            int64_t y0, i0, i1, x0, j0, j1;
+            window(g, yo, xo, y0, i0, i1, x0, j0, j1);
+            float* out = y + (yo * g.Wo + xo) * g.C;
+            int64_t c = 0;
+            for (; c + PVEC <= g.C; c += PVEC) {
+                pf m = pf{} + neg_inf;
+                for (int64_t i = i0; i < i1; ++i)
+                    for (int64_t j = j0; j < j1; ++j) {
+                        const pf v = pload(x + ((y0 + i) * g.W + x0 + j) * g.C + c);
+                        m = (v > m) | (v != v) ? v : m;  // NaN wins
+                    }
+                pstore(out + c, m);
+            }
+            for (; c < g.C; ++c) {
+                float m = neg_inf;
+                for (int64_t i = i0; i < i1; ++i)
+                    for (int64_t j = j0; j < j1; ++j) {
+                        const float v = x[((y0 + i) * g.W + x0 + j) * g.C + c];
+                        m = (v > m || v != v) ? v : m;
+                    }
+                out[c] = m;
+            }
+        }
+}
+
+static void pool_backward_image(const float* x, const float* y, const float* gy, float* gx, const PoolGeom& g) {
+    std::memset(gx, 0, sizeof(float) * g.H * g.W * g.C);
+    for (int64_t yo = 0; yo < g.Ho; ++yo)
+        for (int64_t xo = 0; xo < g.Wo; ++xo) {
+            int64_t y0, i0, i1, x0, j0, j1;
+            window(g, yo, xo, y0, i0, i1, x0, j0, j1);
+            const int64_t o = (yo * g.Wo + xo) * g.C;
+            int64_t c = 0;
+            for (; c + PVEC <= g.C; c += PVEC) {
+                const pf m = pload(y + o + c), grad = pload(gy + o + c);
+                pi done = pi{};
+                for (int64_t i = i0; i < i1; ++i)
+                    for (int64_t j = j0; j < j1; ++j) {
+                        const int64_t q = ((y0 + i) * g.W + x0 + j) * g.C + c;
+                        const pf v = pload(x + q);
+                        const pi hit = ((v == m) | (v != v)) & ~done;
+                        done |= hit;
+                        pstore(gx + q, pload(gx + q) + (hit ? grad : pf{}));
+                    }
+            }
+            for (; c < g.C; ++c) {
+                const float m = y[o + c];
+                bool done = false;
+                for (int64_t i = i0; i < i1 && !done; ++i)
+                    for (int64_t j = j0; j < j1 && !done; ++j) {
+                        const int64_t q = ((y0 + i) * g.W + x0 + j) * g.C + c;
+                        if (x[q] == m || x[q] != x[q]) {
+                            gx[q] += gy[o + c];
+                            done = true;
+                        }
+                    }
+            }
+        }
+}
+
+extern "C" {
+
+// y (N, Ho, Wo, C) = max pool of x (N, H, W, C); the window geometry as in PoolGeom.
+void cnnexp_max_pool(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C, int64_t Ho, int64_t Wo,
+                     int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t top, int64_t left, int threads) {
+    const PoolGeom g{H, W, C, Ho, Wo, kh, kw, sh, sw, top, left};
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < N; ++n) pool_forward_image(x + n * H * W * C, y + n * Ho * Wo * C, g);
+}
+
+// gx (N, H, W, C) = the gradient of the max pool for x, its output y and the upstream gradient gy (N, Ho, Wo, C).
+void cnnexp_max_pool_backward(const float* x, const float* y, const float* gy, float* gx, int64_t N, int64_t H,
+                              int64_t W, int64_t C, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int64_t sh,
+                              int64_t sw, int64_t top, int64_t left, int threads) {
+    const PoolGeom g{H, W, C, Ho, Wo, kh, kw, sh, sw, top, left};
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+        pool_backward_image(x + n * H * W * C, y + n * Ho * Wo * C, gy + n * Ho * Wo * C, gx + n * H * W * C, g);
+}
+
+}  // extern "C"
