@@ -32,7 +32,9 @@ from pathlib import Path
 
 import torch
 
-SOURCES = tuple(sorted((Path(__file__).with_name("native")).glob("*.cpp")))
+NATIVE = Path(__file__).with_name("native")
+SOURCES = tuple(sorted(NATIVE.glob("*.cpp")))
+HEADERS = tuple(sorted(NATIVE.glob("*.h")))  # part of the cache key, not compiled on their own
 SWITCH = "CNNEXP_DIRECT_CONV"
 FLAGS_ENV = "CNNEXP_KERNEL_FLAGS"
 FLAG_SETS = (  # tried in order: the first that compiles is used (CNNEXP_KERNEL_FLAGS replaces them all)
@@ -86,7 +88,7 @@ def build(sources: tuple[Path, ...] = SOURCES, name: str = "cnnexp_kernels") -> 
     """
     cxx = _compiler()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    text = b"\0".join(s.read_bytes() for s in sources)
+    text = b"\0".join(s.read_bytes() for s in (*sources, *HEADERS))
     errors = []
     flag_sets = [os.environ[FLAGS_ENV].split()] if os.environ.get(FLAGS_ENV) else FLAG_SETS
     for flags in flag_sets:

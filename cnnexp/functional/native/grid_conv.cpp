@@ -8,35 +8,20 @@
 //     dw[t, c, co]     = sum_(n,y,x) in[p + off[t], c] * g[n, y, x, co]              (dL/dW)
 //
 // `out` and `g` are dense (N, H_out, W_out, C_out) tensors. CoP is C_out rounded up to the vector width
-// VEC (w's padding columns are zero). A tile keeps an R x V block of output vectors in registers (R grid
-// rows, V*VEC channels) while it streams the taps and channels: each broadcast input value feeds V fused
-// multiply-adds. Tiles run along one image row (the row's last tile is shorter), so no margin position
-// of the grid is computed and no im2col matrix is built.
-// Plain C++ with GCC vector extensions: -march=native gives AVX-512 (VEC 16) or AVX2 (VEC 8).
+// VEC (w's padding columns are zero). A tile keeps an R x V block of output vectors in registers (R pixels
+// of an image row, V*VEC channels) while it streams the taps and channels: each broadcast input value
+// feeds V fused multiply-adds, or 3*V when the taps come in kernel rows of three (input pixel q feeds the
+// outputs q, q-1, q-2). Tiles run along one image row (the row's last tile is shorter), so no margin
+// position of the grid is computed and no im2col matrix is built. The weight gradient tiles input channels
+// x output vectors the same way, summed over pixels per thread and then reduced.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#if defined(__AVX512F__)
-constexpr int VEC = 16;
-#else
-constexpr int VEC = 8;
-#endif
-typedef float vf __attribute__((vector_size(VEC * sizeof(float)), aligned(sizeof(float))));
-
-static inline vf load(const float* p) {
-    vf v;
-    std::memcpy(&v, p, sizeof(vf));
-    return v;
-}
-
-static inline void store(float* p, const vf& v, int64_t n) {  // the first n lanes (all when n >= VEC)
-    std::memcpy(p, &v, (n >= VEC ? VEC : n) * sizeof(float));
-}
+#include "simd.h"
 
 struct Grid {        // where the pixels are on the grid
     int64_t hs, ws;  // grid rows per image, grid row length

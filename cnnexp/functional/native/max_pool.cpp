@@ -6,28 +6,13 @@
 // goes to the FIRST tap in row-major window order (i, then j) that equals the maximum (or is NaN): the
 // tie rule of max_pool2d.py. No index tensor is kept; backward compares x with y again. Overlapping
 // windows (stride < kernel) add their gradients, so images are split between threads, never rows.
-// Channels are vectorised VEC at a time (GCC vector extensions), the remainder one by one.
+// Channels are vectorised VEC at a time (simd.h), the remainder one by one.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 
-#if defined(__AVX512F__)
-constexpr int PVEC = 16;
-#else
-constexpr int PVEC = 8;
-#endif
-typedef float pf __attribute__((vector_size(PVEC * sizeof(float)), aligned(sizeof(float))));
-typedef int32_t pi __attribute__((vector_size(PVEC * sizeof(int32_t))));
-
-static inline pf pload(const float* p) {
-    pf v;
-    std::memcpy(&v, p, sizeof(pf));
-    return v;
-}
-
-static inline void pstore(float* p, const pf& v) { std::memcpy(p, &v, sizeof(pf)); }
+#include "simd.h"
 
 struct PoolGeom {
     int64_t H, W, C, Ho, Wo, kh, kw, sh, sw, top, left;
@@ -52,14 +37,14 @@ static void pool_forward_image(const float* x, float* y, const PoolGeom& g) {
             window(g, yo, xo, y0, i0, i1, x0, j0, j1);
             float* out = y + (yo * g.Wo + xo) * g.C;
             int64_t c = 0;
-            for (; c + PVEC <= g.C; c += PVEC) {
-                pf m = pf{} + neg_inf;
+            for (; c + VEC <= g.C; c += VEC) {
+                vf m = vf{} + neg_inf;
                 for (int64_t i = i0; i < i1; ++i)
                     for (int64_t j = j0; j < j1; ++j) {
-                        const pf v = pload(x + ((y0 + i) * g.W + x0 + j) * g.C + c);
+                        const vf v = load(x + ((y0 + i) * g.W + x0 + j) * g.C + c);
                         m = (v > m) | (v != v) ? v : m;  // NaN wins
                     }
-                pstore(out + c, m);
+                store(out + c, m);
             }
             for (; c < g.C; ++c) {
                 float m = neg_inf;
@@ -81,16 +66,16 @@ static void pool_backward_image(const float* x, const float* y, const float* gy,
             window(g, yo, xo, y0, i0, i1, x0, j0, j1);
             const int64_t o = (yo * g.Wo + xo) * g.C;
             int64_t c = 0;
-            for (; c + PVEC <= g.C; c += PVEC) {
-                const pf m = pload(y + o + c), grad = pload(gy + o + c);
-                pi done = pi{};
+            for (; c + VEC <= g.C; c += VEC) {
+                const vf m = load(y + o + c), grad = load(gy + o + c);
+                vi done = vi{};
                 for (int64_t i = i0; i < i1; ++i)
                     for (int64_t j = j0; j < j1; ++j) {
                         const int64_t q = ((y0 + i) * g.W + x0 + j) * g.C + c;
-                        const pf v = pload(x + q);
-                        const pi hit = ((v == m) | (v != v)) & ~done;
+                        const vf v = load(x + q);
+                        const vi hit = ((v == m) | (v != v)) & ~done;
                         done |= hit;
-                        pstore(gx + q, pload(gx + q) + (hit ? grad : pf{}));
+                        store(gx + q, load(gx + q) + (hit ? grad : vf{}));
                     }
             }
             for (; c < g.C; ++c) {
