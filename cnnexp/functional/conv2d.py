@@ -32,7 +32,7 @@ import torch
 
 from . import grid_direct, grid_gemm
 from .autocast import autocast_operands
-from .geometry import WindowGeometry, conv_geometry
+from .geometry import WindowGeometry, check_same_dtype, conv_geometry
 from .gemm import gemm
 from .im2col import col2im_add_, im2col, nchw_view, nhwc_view, pad_nhwc
 from .padding import Padding
@@ -88,10 +88,10 @@ def _use_grid(geom: WindowGeometry) -> bool:
     return hs * ws <= GRID_MAX_OVERHEAD * geom.out_hw[0] * geom.out_hw[1]
 
 
-def _grid_impl(x: torch.Tensor, weight: torch.Tensor):
-    """The grid module for this stride-1 conv: the compiled direct kernel where it can run (CPU float32),
-    else `grid_gemm`."""
-    return grid_direct if grid_direct.usable(x, weight) else grid_gemm
+def _grid_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """The grid module for this stride-1 conv: the compiled direct kernel where it can run (all operands CPU
+    float32), else `grid_gemm`."""
+    return grid_direct if grid_direct.usable(*(t for t in (x, weight, bias) if t is not None)) else grid_gemm
 
 
 def _as_output(t: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,7 @@ class Conv2dFunction(torch.autograd.Function):
         x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
-        impl = _grid_impl(x, weight).forward if _use_grid(geom) else _strided_forward  # as in setup_context
+        impl = _grid_impl(x, weight, bias).forward if _use_grid(geom) else _strided_forward  # as in setup_context
         y, padded = impl(x, weight, bias, geom)
         return _as_output(y), padded
 
@@ -131,7 +131,7 @@ class Conv2dFunction(torch.autograd.Function):
         ctx.x_shape = x.shape
         ctx.geom = geom
         ctx.has_bias = bias is not None
-        ctx.grid_impl = _grid_impl(x, weight) if _use_grid(geom) else None  # backward takes forward's path
+        ctx.grid_impl = _grid_impl(x, weight, bias) if _use_grid(geom) else None  # backward takes forward's path
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, _grad_padded: Any = None) -> tuple[torch.Tensor | None, ...]:
@@ -173,7 +173,8 @@ def conv2d(
 
     Raises:
         ValueError: bad kernel/stride/dilation/padding, channel mismatch, kernel larger than the padded
-            input (`ShapeError`, a ValueError subclass, for the shape problems).
+            input (`ShapeError`, a ValueError subclass, for the shape problems), operands of different
+            devices or dtypes (outside autocast).
 
     Example:
         >>> y = conv2d(torch.randn(2, 3, 8, 8), torch.randn(16, 3, 3, 3), padding="same")
@@ -182,6 +183,7 @@ def conv2d(
     """
     geom = conv_geometry(x, weight, bias, stride, padding, dilation, op="conv2d")
     (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # mixed precision: one dtype throughout
+    check_same_dtype("conv2d", x, weight=weight, bias=bias)
     with autocast_off:
         y, _ = Conv2dFunction.apply(x, weight, bias, geom)
     return y

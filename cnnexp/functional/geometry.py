@@ -75,6 +75,14 @@ def window_geometry(
     return WindowGeometry((kh, kw), (sh, sw), (dh, dw), pads, (int(in_hw[0]), int(in_hw[1])), out_hw)
 
 
+def check_same_dtype(op: str, x: torch.Tensor, **others: torch.Tensor | None) -> None:
+    """Raise ValueError naming the tensor whose dtype differs from x's (e.g. a float64 bias with float32 x)."""
+    for name, t in others.items():
+        if t is not None and t.dtype != x.dtype:
+            raise ValueError(f"{op}: {name} is {t.dtype} but x is {x.dtype}; cast them to one dtype "
+                             f"(e.g. {name}.to(x.dtype)), or run under torch.autocast for mixed precision")
+
+
 def conv_geometry(
     x: torch.Tensor,
     weight: torch.Tensor,

@@ -21,9 +21,9 @@ from .grid_gemm import grad_grid, grid_dims, grid_input, tap_offsets, tap_span
 from .im2col import nchw_view, nhwc_view
 
 
-def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """True when the compiled kernel can run this conv (CPU float32, kernel built)."""
-    return native_kernels.usable(x, weight)
+def usable(*operands: torch.Tensor) -> bool:
+    """True when the compiled kernel can run this conv: x, weight (and bias) CPU float32, kernel built."""
+    return native_kernels.usable(*operands)
 
 
 def forward(

@@ -152,6 +152,16 @@ def test_bad_arguments_raise_value_error(impl, kwargs, shapes, match):
         get_conv2d(impl)(torch.randn(xs), torch.randn(ws), None, **kwargs)
 
 
+@pytest.mark.parametrize("odd_one", ["weight", "bias"])
+def test_mixed_dtypes_raise_value_error(odd_one):
+    """A float64 bias (or weight) with float32 x would be read as float32 by the compiled kernel: refuse it."""
+    x, w, b = torch.randn(2, 4, 6, 6), torch.randn(8, 4, 3, 3), torch.randn(8)
+    operands = {"weight": w, "bias": b}
+    operands[odd_one] = operands[odd_one].double()
+    with pytest.raises(ValueError, match=f"{odd_one} is torch.float64 but x is torch.float32"):
+        conv2d(x, operands["weight"], operands["bias"], padding="same")
+
+
 def test_bias_length_is_checked():
     with pytest.raises(ValueError, match="bias"):
         conv2d(torch.randn(1, 3, 5, 5), torch.randn(2, 3, 3, 3), torch.randn(3))
