@@ -66,8 +66,9 @@ def _cpu_signature() -> str:
 
 def _compiler() -> str:
     for name in (os.environ.get("CXX"), "c++", "g++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
+        path = shutil.which(name) if name else None
+        if path:
+            return path
     raise KernelBuildError("no C++ compiler found (install g++, or set CXX)")
 
 
