@@ -16,6 +16,7 @@ _EXPORTS = {
     "index_directory": "cnnexp.data.folder_index",
     "TorchvisionDataModule": "cnnexp.data.torchvision_sets",
     "ShapesDataModule": "cnnexp.data.shapes",
+    "RandomImagesDataModule": "cnnexp.data.random_images",
     "EpochShuffleSampler": "cnnexp.data.sampler",
     "ImageTensorDataset": "cnnexp.data.tensor_dataset",
 }

@@ -19,6 +19,7 @@ SETUPS = {  # config name -> (writes its files under data_dir, overrides, input 
     "fashion_mnist": (lambda d, f: f.write_mnist(d, "FashionMNIST"), {}, (1, 28, 28)),
     "cifar10": (lambda d, f: f.write_cifar(d), {}, (3, 32, 32)),
     "shapes": (lambda d, f: None, {"num_train": 64, "num_val": 16, "num_test": 16}, (1, 28, 28)),
+    "random": (lambda d, f: None, {"image_size": [12, 10], "num_train": 16, "num_eval": 8}, (3, 12, 10)),
 }
 
 
@@ -51,3 +52,15 @@ def test_image_folder_defaults_are_the_lecture_recipe():
     for name in ("mnist", "fashion_mnist", "cifar10"):
         cfg = OmegaConf.load(CONF / f"{name}.yaml")
         assert cfg.download is False and OmegaConf.to_container(cfg)["data_dir"] == "${paths.data_dir}"
+
+
+def test_random_images_are_uint8_pixels_drawn_from_the_seed():
+    from cnnexp.data.random_images import RandomImagesDataModule
+
+    first, again, other = (RandomImagesDataModule(image_size=6, num_train=4, num_eval=2, seed=s) for s in (1, 1, 2))
+    for dm in (first, again, other):
+        dm.setup()
+    assert first.train_set.images.dtype == torch.uint8 and first.train_set.images.shape == (4, 3, 6, 6)
+    assert torch.equal(first.train_set.images, again.train_set.images)
+    assert not torch.equal(first.train_set.images, other.train_set.images)
+    assert len(first.val_set) == len(first.test_set) == 2

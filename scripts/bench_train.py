@@ -1,0 +1,283 @@
+"""Time the real `python -m cnnexp` training path of the lecture model, custom conv vs native, and Keras/TensorFlow.
+
+The model is built from cnnexp/conf/model/keras_cnn.yaml (Rescaling, 3x[Conv 3x3 same + ReLU + MaxPool], Flatten,
+Dense 128, Dense 5) and trained with Adam on in-memory random uint8 images (`data=random`), at the lecture's
+180x180 b32 and at 32x32 b128. For each conv implementation (`custom`, `torch`, `torch_cl` = native with
+channels_last weights and activations), three ways of training, interleaved round-robin, medians of `--repeats`:
+
+  bare       a plain loop: forward, cross-entropy, backward, Adam.step on one batch held in memory;
+  lightning  `lightning.Trainer.fit` on the DataModule with no callbacks and no logger (the framework's own cost);
+  default    the same with the default run's callbacks and TensorBoard logger (pictures, checkpoints, early
+             stopping, lr monitor, NaN guard...): what `python -m cnnexp` does.
+
+Images per second count training images after the first (warm-up) epoch; validation runs on `--eval` images per
+epoch and is not counted as training time in `bare`, but is in the other two (it is part of a real epoch).
+Keras/TensorFlow (`model.fit` on the same images, the lecture's own system) runs in a subprocess when tensorflow
+is importable (the `bench` extra: `pip install -e '.[bench]'`); without it the script says so and skips.
+Prints a table of images/s and ratios (custom / native, framework overhead = 1 - lightning / bare) and writes JSON.
+
+    python scripts/bench_train.py                # both shapes (a few minutes on 2 cores)
+    python scripts/bench_train.py --quick        # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHAPES = {"180x180 b32": (180, 32), "32x32 b128": (32, 128)}  # name -> (image side, batch size)
+QUICK_SHAPES = {"40x40 b8": (40, 8)}
+IMPLS = ("custom", "torch", "torch_cl")
+MODES = ("bare", "lightning", "default")
+CLASSES = 5
+
+
+def cpu_model() -> str:
+    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                platform.processor() or "?")
+
+
+def compose(side: int, batch: int, impl: str, n_train: int, n_eval: int, out_dir: Path):
+    """The composed run config for one measurement (the package's own config, as `python -m cnnexp` builds it)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    import cnnexp.conf  # noqa: F401  (resolvers)
+
+    overrides = ["data=random", f"data.image_size=[{side},{side}]", f"data.batch_size={batch}",
+                 f"data.num_train={n_train}", f"data.num_eval={n_eval}", f"data.num_classes={CLASSES}",
+                 "model=keras_cnn", f"model.conv_impl={'custom' if impl == 'custom' else 'torch'}",
+                 "scheduler=none", "torch_threads=null"]
+    with initialize_config_module("cnnexp.conf", version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(out_dir)
+        cfg.paths.root_dir = cfg.paths.log_dir = str(out_dir.parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def build(cfg, impl: str):
+    """(datamodule, ImageClassifier) from the config, channels_last for `torch_cl`."""
+    import torch
+    from hydra.utils import instantiate
+
+    from cnnexp.train import fill_data_shape
+
+    datamodule = instantiate(cfg.data)
+    fill_data_shape(cfg, datamodule)
+    model = instantiate(cfg.model)
+    if impl == "torch_cl":
+        model = model.to(memory_format=torch.channels_last)
+    return datamodule, model
+
+
+def time_bare(cfg, impl: str, epochs: int) -> float:
+    """Training images per second of a plain loop over the training set's batches (held in memory)."""
+    import torch
+    import torch.nn.functional as F
+
+    datamodule, model = build(cfg, impl)
+    datamodule.setup()
+    batches = list(datamodule.train_dataloader())
+    if impl == "torch_cl":
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    optimizer = model.configure_optimizers()["optimizer"]
+    net = model.net.train()
+    start, images = 0.0, 0
+    for epoch in range(epochs):
+        if epoch == 1:
+            start, images = time.perf_counter(), 0
+        for x, y in batches:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            optimizer.step()
+            images += x.shape[0]
+    return images / (time.perf_counter() - start)
+
+
+class EpochClock:
+    """A Lightning callback: training images per second from the end of the first epoch to the end of fit."""
+
+    def __new__(cls, *args, **kwargs):  # defined lazily so that --help does not import lightning
+        from lightning.pytorch.callbacks import Callback
+
+        class _Clock(Callback):
+            def __init__(self) -> None:
+                self.start, self.images = 0.0, 0
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                if trainer.current_epoch >= 1:
+                    self.images += batch[0].shape[0]
+
+            def on_train_epoch_end(self, trainer, pl_module) -> None:
+                if trainer.current_epoch == 0:
+                    self.start = time.perf_counter()
+
+            def on_train_end(self, trainer, pl_module) -> None:
+                self.images_per_s = self.images / (time.perf_counter() - self.start)
+
+        return _Clock()
+
+
+def time_lightning(cfg, impl: str, epochs: int, with_defaults: bool) -> float:
+    """Training images per second through `Trainer.fit` (validation included in the time, as in a real epoch)."""
+    from hydra.utils import instantiate
+
+    from cnnexp.train import instantiate_dict, quiet_library_output
+
+    quiet_library_output()
+    datamodule, model = build(cfg, impl)
+    clock = EpochClock()
+    callbacks = [clock] + (instantiate_dict(cfg.callbacks) if with_defaults else [])
+    loggers = instantiate_dict(cfg.logger) if with_defaults else []
+    extra = {} if with_defaults else {"enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, max_epochs=epochs,
+                          min_epochs=epochs, num_sanity_val_steps=0, **extra)
+    trainer.fit(model, datamodule=datamodule)
+    for logger in loggers:
+        logger.finalize("success")
+    return clock.images_per_s
+
+
+KERAS_WORKER = r"""
+import json, os, sys, time
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+side, batch, n_train, epochs, threads = map(int, sys.argv[1:6])
+if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+from tensorflow import keras
+from tensorflow.keras import layers
+rng = np.random.default_rng(42)
+x = rng.integers(0, 256, (n_train, side, side, 3), dtype=np.uint8).astype("float32")
+y = rng.integers(0, 5, n_train)
+model = keras.Sequential([keras.Input((side, side, 3)), layers.Rescaling(1.0 / 255),
+    layers.Conv2D(16, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+    layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+    layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+    layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(5)])
+model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+class Clock(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.start = time.perf_counter()
+    def on_train_end(self, logs=None):
+        self.rate = n_train * (epochs - 1) / (time.perf_counter() - self.start)
+clock = Clock()
+model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True, callbacks=[clock])
+print(json.dumps({"images_per_s": clock.rate, "tensorflow": tf.__version__}))
+"""
+
+
+def keras_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def time_keras(side: int, batch: int, n_train: int, epochs: int, threads: int) -> tuple[float, str]:
+    cmd = [sys.executable, "-c", KERAS_WORKER, str(side), str(batch), str(n_train), str(epochs), str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return out["images_per_s"], out["tensorflow"]
+
+
+def table(rows: list[dict], shapes: dict) -> str:
+    lines = [f"{'shape':<12} {'impl':<9} {'bare img/s':>10} {'lightning':>10} {'default':>10} "
+             f"{'overhead L':>10} {'overhead D':>10} {'custom/torch':>12} {'custom/torch_cl':>15} {'vs keras':>9}"]
+    for shape in shapes:
+        med = {(r["impl"], r["mode"]): r["images_per_s"] for r in rows if r["shape"] == shape}
+        keras = med.get(("keras", "fit"))
+        for impl in IMPLS:
+            if (impl, "bare") not in med:
+                continue
+            bare, lit, default = (med.get((impl, m), float("nan")) for m in MODES)
+            ratio = lambda ref: (f"{default / med[(ref, 'default')]:.2f}"
+                                 if impl == "custom" and (ref, "default") in med else "")
+            vs_keras = f"{default / keras:.2f}" if keras else ""
+            lines.append(f"{shape:<12} {impl:<9} {bare:10.0f} {lit:10.0f} {default:10.0f} "
+                         f"{1 - lit / bare:10.0%} {1 - default / bare:10.0%} {ratio('torch'):>12} "
+                         f"{ratio('torch_cl'):>15} {vs_keras:>9}")
+        if keras:
+            lines.append(f"{shape:<12} {'keras/tf':<9} {'':>10} {'':>10} {keras:10.0f}   (model.fit)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one small shape, few images (smoke run)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved repeats per measurement (median)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first one is warm-up")
+    p.add_argument("--batches", type=int, default=8, help="training batches per epoch")
+    p.add_argument("--eval", type=int, default=None, help="validation images per epoch (default: one batch)")
+    p.add_argument("--impls", default=",".join(IMPLS), help="comma list of custom, torch, torch_cl")
+    p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, lightning, default")
+    p.add_argument("--no-keras", action="store_true", help="skip Keras/TensorFlow even when it is installed")
+    p.add_argument("--out", default="bench-results/bench_train.json")
+    args = p.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    repeats = args.repeats or (1 if args.quick else 3)
+    impls = [k for k in args.impls.split(",") if k]
+    modes = [m for m in args.modes.split(",") if m]
+    run_keras = not args.no_keras and keras_available()
+    load_before = os.getloadavg()
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    tf_version = None
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        for shape, (side, batch) in shapes.items():
+            n_train, n_eval = batch * args.batches, args.eval or batch
+            for rep in range(repeats):
+                for impl in impls:
+                    for mode in modes:
+                        out_dir = Path(tmp) / f"{impl}-{mode}-{rep}" / "run"
+                        cfg = compose(side, batch, impl, n_train, n_eval, out_dir)
+                        rate = (time_bare(cfg, impl, args.epochs) if mode == "bare"
+                                else time_lightning(cfg, impl, args.epochs, with_defaults=mode == "default"))
+                        samples.setdefault((shape, impl, mode), []).append(rate)
+                        print(f"  {shape} {impl:<8} {mode:<9} {rate:8.1f} img/s", flush=True)
+                if run_keras:
+                    rate, tf_version = time_keras(side, batch, n_train, args.epochs, torch.get_num_threads())
+                    samples.setdefault((shape, "keras", "fit"), []).append(rate)
+                    print(f"  {shape} keras/tf fit       {rate:8.1f} img/s", flush=True)
+    rows = [{"shape": s, "impl": i, "mode": m, "images_per_s": statistics.median(v), "samples": v}
+            for (s, i, m), v in samples.items()]
+    cpu = cpu_model()
+    print(f"\nCPU {cpu}, threads {torch.get_num_threads()}, load average {load_before[0]:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after; medians of {repeats}")
+    skipped = "--no-keras" if args.no_keras else "tensorflow is not installed: pip install -e '.[bench]'"
+    print("Keras/TensorFlow: " + (f"tensorflow {tf_version}" if run_keras else f"skipped ({skipped})"))
+    print(table(rows, shapes))
+    meta = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "tensorflow": tf_version, "repeats": repeats,
+            "epochs": args.epochs, "batches": args.batches, "argv": sys.argv[1:] if argv is None else argv,
+            "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
