@@ -1,0 +1,190 @@
+"""Measured planning, in the spirit of FFTW's planner and cuDNN's benchmark mode: time the candidate
+implementations of an operation on its real shape once per machine, keep the fastest, remember it on disk.
+
+A decision is keyed by the operation (e.g. `conv2d.forward`), the call's geometry (shapes, stride, padding,
+dtype) and the thread count; the cache file also records a signature of the machine and the build (CPU model and
+flags, torch version, the compiled kernels' build id), and a file written under another signature is stale:
+every decision in it is planned again. A corrupt file gives one warning and is replaced.
+
+Modes (`CNNEXP_PLAN` or `set_mode`):
+    measure   time the candidates the first time a key is seen (a bounded cost: `BUDGET_S` per decision);
+    estimate  no timing: the built-in choice each call site passes as `default` (what cnnexp did before planning);
+    off       the same as estimate, and the cache is neither read nor written.
+
+The cache lives in `CNNEXP_PLAN_CACHE`, else next to the compiled kernels (`~/.cache/cnnexp/plans.json`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODE_ENV = "CNNEXP_PLAN"
+CACHE_ENV = "CNNEXP_PLAN_CACHE"
+MODES = ("measure", "estimate", "off")
+BUDGET_S = 2.0  # wall time one decision may spend timing its candidates (warm-up included)
+REPEATS = 5  # timed runs per candidate, interleaved, when the budget allows
+
+
+@dataclass
+class Decision:
+    """One planned choice: `choice` among the timed candidates (`timings_ms`: median per candidate; empty when
+    nothing was timed), and where it came from: measured now, read from the cache, or the built-in estimate."""
+
+    op: str
+    key: str
+    choice: str
+    source: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def default_cache_path() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "cnnexp" / "plans.json"
+
+
+def machine_signature(build_id: str = "") -> dict[str, str]:
+    """What makes timings from one machine and build meaningless on another."""
+    import platform
+
+    import torch
+
+    cpu, flags = platform.processor() or "?", ""
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "torch": torch.__version__,
+            "build": build_id}
+
+
+def _time_candidates(candidates: Mapping[str, Callable[[], Any]], budget_s: float, repeats: int,
+                     sync: Callable[[], None]) -> tuple[dict[str, float], dict[str, str]]:
+    """Median seconds per candidate, timed round-robin (so a load change hits all alike); a candidate that
+    raises is left out with its error."""
+    times: dict[str, list[float]] = {}
+    failed: dict[str, str] = {}
+    start = time.perf_counter()
+    for name, fn in candidates.items():  # warm-up: first-call costs (allocation, kernel build) are not timed
+        try:
+            fn()
+            sync()
+            times[name] = []
+        except Exception as error:  # noqa: BLE001 - a candidate that cannot run here is simply not chosen
+            failed[name] = f"{type(error).__name__}: {error}"
+    for _ in range(repeats):
+        for name in times:
+            t0 = time.perf_counter()
+            candidates[name]()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s:
+            break
+    return {name: statistics.median(ts) for name, ts in times.items() if ts}, failed
+
+
+class Planner:
+    """Chooses among interchangeable implementations by timing them once per key, and caches the choice.
+
+    Args:
+        path: the JSON cache file.
+        signature: the machine/build signature (`machine_signature()`); a cache written under another is stale.
+        mode: "measure" | "estimate" | "off".
+    """
+
+    def __init__(self, path: Path, signature: Mapping[str, str], mode: str = "measure",
+                 budget_s: float = BUDGET_S, repeats: int = REPEATS) -> None:
+        if mode not in MODES:
+            from cnnexp.errors import ConfigError
+
+            raise ConfigError(f"{MODE_ENV}={mode!r} is not a planning mode. Fix: use one of {', '.join(MODES)}.")
+        self.path, self.signature, self.mode = Path(path), dict(signature), mode
+        self.budget_s, self.repeats = budget_s, repeats
+        self.decisions: list[Decision] = []  # this process's decisions, in call order
+        self._plans: dict[str, dict[str, Any]] | None = None
+
+    def _key(self, op: str, key: str) -> str:
+        import torch
+
+        return f"{op}|{key}|threads={torch.get_num_threads()}"
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._plans is None:
+            self._plans = {}
+            if self.mode != "off" and self.path.is_file():
+                try:
+                    data = json.loads(self.path.read_text())
+                    plans = data["plans"] if isinstance(data, dict) and isinstance(data.get("plans"), dict) else None
+                    if plans is None:
+                        raise ValueError("no 'plans' mapping")
+                    if data.get("signature") == self.signature:
+                        self._plans = plans
+                except (OSError, ValueError) as error:
+                    warnings.warn(f"cnnexp: the plan cache {self.path} is unreadable ({error}); planning again "
+                                  f"and replacing it. Fix: nothing to do (or delete the file).",
+                                  RuntimeWarning, stacklevel=3)
+        return self._plans
+
+    def _save(self) -> None:
+        if self.mode == "off" or self._plans is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".plans-", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"signature": self.signature, "plans": self._plans}, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)  # atomic: parallel jobs never read a half-written file
+        except OSError as error:
+            warnings.warn(f"cnnexp: could not write the plan cache {self.path} ({error}); plans are kept for "
+                          f"this process only. Fix: set {CACHE_ENV} to a writable file.", RuntimeWarning,
+                          stacklevel=3)
+
+    def choose(self, op: str, key: str, candidates: Mapping[str, Callable[[], Any]], default: str,
+               sync: Callable[[], None] = lambda: None) -> Decision:
+        """The implementation to use for `op` on `key`: cached, measured now, or `default` (estimate/off).
+
+        `candidates` maps names to zero-argument callables that run the operation on the real shapes; they
+        are only called in "measure" mode on a cache miss. `default` must be one of them.
+        """
+        full = self._key(op, key)
+        plans = self._load()
+        if self.mode != "measure":
+            decision = Decision(op, key, default, self.mode)
+        elif full in plans and plans[full].get("choice") in candidates:
+            entry = plans[full]
+            decision = Decision(op, key, entry["choice"], "cached", dict(entry.get("timings_ms", {})))
+        else:
+            seconds, failed = _time_candidates(candidates, self.budget_s, self.repeats, sync)
+            choice = min(seconds, key=seconds.get) if seconds else default
+            timings = {name: s * 1e3 for name, s in seconds.items()}
+            decision = Decision(op, key, choice, "measured", timings, failed)
+            plans[full] = {"choice": choice, "timings_ms": timings}
+            self._save()
+        self.decisions.append(decision)
+        return decision
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[Decision]]:
+        """Collect the decisions made inside the block (for `python -m cnnexp.plan`)."""
+        start = len(self.decisions)
+        out: list[Decision] = []
+        try:
+            yield out
+        finally:
+            out.extend(self.decisions[start:])

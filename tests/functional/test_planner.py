@@ -1,0 +1,99 @@
+"""The planner times candidates once per key, keeps the fastest, and caches it per machine signature."""
+
+import json
+
+import pytest
+
+from cnnexp.errors import ConfigError
+from cnnexp.functional import planner as planner_mod
+from cnnexp.functional.planner import Planner
+
+SIG = {"cpu": "test cpu", "cpu_flags": "f", "torch": "t", "build": "b1"}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake perf_counter that only moves when a candidate runs: timings are exact, not measured."""
+    state = {"now": 0.0, "calls": []}
+    monkeypatch.setattr(planner_mod.time, "perf_counter", lambda: state["now"])
+
+    def candidate(name, cost):
+        def run():
+            state["calls"].append(name)
+            state["now"] += cost
+        return run
+
+    state["candidate"] = candidate
+    return state
+
+
+def candidates(clock, **costs):
+    return {name: clock["candidate"](name, cost) for name, cost in costs.items()}
+
+
+def test_miss_measures_and_keeps_the_fastest_then_a_hit_runs_nothing(tmp_path, clock):
+    path = tmp_path / "plans.json"
+    first = Planner(path, SIG).choose("conv2d.forward", "k1", candidates(clock, direct=0.003, gemm=0.001), "direct")
+    assert (first.choice, first.source) == ("gemm", "measured")
+    assert first.timings_ms == pytest.approx({"direct": 3.0, "gemm": 1.0})
+    clock["calls"].clear()
+    again = Planner(path, SIG).choose("conv2d.forward", "k1", candidates(clock, direct=0.003, gemm=0.001), "direct")
+    assert (again.choice, again.source, clock["calls"]) == ("gemm", "cached", [])
+    other = Planner(path, SIG).choose("conv2d.forward", "k2", candidates(clock, direct=0.001, gemm=0.002), "gemm")
+    assert (other.choice, other.source) == ("direct", "measured")
+    assert len(json.loads(path.read_text())["plans"]) == 2
+
+
+def test_a_cache_written_by_another_build_is_stale(tmp_path, clock):
+    path = tmp_path / "plans.json"
+    Planner(path, SIG).choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+    stale = Planner(path, {**SIG, "build": "b2"}).choose("op", "k", candidates(clock, a=0.003, b=0.002), "a")
+    assert (stale.choice, stale.source) == ("b", "measured")
+    assert json.loads(path.read_text())["signature"]["build"] == "b2"
+
+
+def test_a_corrupt_cache_warns_once_and_is_replaced(tmp_path, clock):
+    path = tmp_path / "plans.json"
+    path.write_text("{not json")
+    planner = Planner(path, SIG)
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        decision = planner.choose("op", "k", candidates(clock, a=0.002, b=0.001), "a")
+    assert decision.choice == "b"
+    assert json.loads(path.read_text())["plans"]
+
+
+def test_a_failing_candidate_is_not_chosen(tmp_path, clock):
+    def broken():
+        raise RuntimeError("no kernel here")
+
+    cands = {**candidates(clock, slow=0.005), "fast_but_broken": broken}
+    decision = Planner(tmp_path / "p.json", SIG).choose("op", "k", cands, "fast_but_broken")
+    assert decision.choice == "slow" and "no kernel here" in decision.failed["fast_but_broken"]
+
+
+@pytest.mark.parametrize("mode", ["estimate", "off"])
+def test_estimate_and_off_take_the_default_without_timing(tmp_path, clock, mode):
+    path = tmp_path / "plans.json"
+    decision = Planner(path, SIG, mode=mode).choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+    assert (decision.choice, decision.source, clock["calls"]) == ("b", mode, [])
+    assert not path.exists()
+
+
+def test_an_unknown_mode_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="Fix:"):
+        Planner(tmp_path / "p.json", SIG, mode="fastest")
+
+
+def test_the_thread_count_is_part_of_the_key(tmp_path, clock):
+    import torch
+
+    path = tmp_path / "plans.json"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Planner(path, SIG).choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+        torch.set_num_threads(2)
+        decision = Planner(path, SIG).choose("op", "k", candidates(clock, a=0.002, b=0.001), "a")
+    finally:
+        torch.set_num_threads(threads)
+    assert (decision.choice, decision.source) == ("b", "measured")
