@@ -31,3 +31,22 @@ def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
     assert all(r["median_s"] > 0 for r in saved["rows"])
     printed = capsys.readouterr().out
     assert "custom = compiled direct kernel" in printed and "custom/torch_cl" in printed
+
+
+def test_bench_scaling_smoke_gives_a_ratio_per_size_and_batch(tmp_path, capsys):
+    require_native_kernels()
+    script = SCRIPT.parent / "bench_scaling.py"
+    spec = importlib.util.spec_from_file_location("bench_scaling", script)
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    threads = torch.get_num_threads()
+    out = tmp_path / "scaling.json"
+    try:
+        scaling.main(["--sizes", "16,24", "--batches", "2", "--repeats", "1", "--threads", "1", "--no-memory",
+                      "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["side"], r["batch"]) for r in rows] == [(16, 2), (24, 2)]
+    assert all(r[f"{k}_ms"] > 0 for r in rows for k in ("custom", "torch", "torch_cl"))
+    assert "custom/torch_cl" in capsys.readouterr().out
