@@ -8,6 +8,8 @@ gradient builds an im2col matrix (see that file). Outputs are dense `(N, H_out, 
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from . import native_kernels
@@ -31,9 +33,29 @@ def _offsets(offsets: list[int]) -> torch.Tensor:
     return torch.tensor(offsets, dtype=torch.int64)
 
 
+def tiles(which: str) -> list[tuple[int, int, int]]:
+    """The kernel's register-tile variants `(R, V, KW)` for "conv" (forward and input gradient) or "weight_grad"
+    (`(RC, V, KW)`), read from the library (native/grid_conv.cpp holds the one table)."""
+    lib, k = native_kernels.library(), int(which == "weight_grad")
+    shape = (ctypes.c_int * 3)()
+    out = []
+    for i in range(lib.cnnexp_tile_count(k)):
+        lib.cnnexp_tile_shape(k, i, shape)
+        out.append(tuple(shape))
+    return out
+
+
+def _check_tile(used: int, tile: int, what: str) -> None:
+    if used < 0:
+        raise ValueError(f"{what}: register tile {tile} cannot run this shape (see direct_conv.tiles)")
+
+
 def conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
-         bias: torch.Tensor | None = None) -> torch.Tensor:
+         bias: torch.Tensor | None = None, tile: int = -1) -> torch.Tensor:
     """`out[n, y, x] = sum_t buf[p + offsets[t]] @ w_taps[t] + bias`, p = (n*Hs + y)*Ws + x the pixel's grid row.
+
+    `tile` picks a register-tile variant (an index into `tiles("conv")`; -1: the kernel's built-in choice);
+    a variant that cannot run the shape raises ValueError.
 
     Shape:
         buf: `(>= N*Hs*Ws + max(offsets), C)` contiguous; grid: `(N, Hs, Ws, H_out, W_out)`;
@@ -44,15 +66,19 @@ def conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.T
     out = buf.new_empty((n, ho, wo, c_out))
     offs, w_taps = _offsets(offsets), w_taps.contiguous()
     bias = None if bias is None else bias.contiguous()
-    native_kernels.library().cnnexp_grid_conv(
+    used = native_kernels.library().cnnexp_grid_conv(
         buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
-        None if bias is None else bias.data_ptr(), out.data_ptr(), n, hs, ws, ho, wo, torch.get_num_threads(),
+        None if bias is None else bias.data_ptr(), out.data_ptr(), n, hs, ws, ho, wo, torch.get_num_threads(), tile,
     )
+    _check_tile(used, tile, "conv")
     return out
 
 
-def weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, offsets: list[int]) -> torch.Tensor:
+def weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, offsets: list[int],
+                tile: int = -1) -> torch.Tensor:
     """`dw[t] = sum over pixels of buf[p + offsets[t]]^T grad[n, y, x]`, the weight gradient.
+
+    `tile`: an index into `tiles("weight_grad")`, or -1 for the kernel's built-in choice.
 
     Shape:
         buf: `(>= N*Hs*Ws + max(offsets), C)` contiguous; grad: `(N, H_out, W_out, C_out')` contiguous, C_out'
@@ -64,8 +90,9 @@ def weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, offsets:
     assert grad.shape == (n, ho, wo, c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
     dw = buf.new_zeros((len(offsets), buf.shape[1], c_out_p))
     offs = _offsets(offsets)
-    native_kernels.library().cnnexp_grid_conv_weight_grad(
+    used = native_kernels.library().cnnexp_grid_conv_weight_grad(
         buf.data_ptr(), buf.shape[1], grad.data_ptr(), c_out_p, offs.data_ptr(), len(offsets), dw.data_ptr(),
-        n, hs, ws, ho, wo, torch.get_num_threads(),
+        n, hs, ws, ho, wo, torch.get_num_threads(), tile,
     )
+    _check_tile(used, tile, "weight_grad")
     return dw

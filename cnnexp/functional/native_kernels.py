@@ -112,10 +112,15 @@ def build(sources: tuple[Path, ...] = SOURCES, name: str = "cnnexp_kernels") -> 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     ptr, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.cnnexp_vec_width.restype = i32
-    lib.cnnexp_grid_conv.argtypes = [ptr, i64, ptr, i64, i64, ptr, i32, ptr, ptr, i64, i64, i64, i64, i64, i32]
-    lib.cnnexp_grid_conv.restype = None
-    lib.cnnexp_grid_conv_weight_grad.argtypes = [ptr, i64, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i32]
-    lib.cnnexp_grid_conv_weight_grad.restype = None
+    lib.cnnexp_tile_count.argtypes = [i32]
+    lib.cnnexp_tile_count.restype = i32
+    lib.cnnexp_tile_shape.argtypes = [i32, i32, ptr]
+    lib.cnnexp_tile_shape.restype = None
+    lib.cnnexp_grid_conv.argtypes = [ptr, i64, ptr, i64, i64, ptr, i32, ptr, ptr, i64, i64, i64, i64, i64, i32, i32]
+    lib.cnnexp_grid_conv.restype = i32
+    lib.cnnexp_grid_conv_weight_grad.argtypes = [ptr, i64, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i32,
+                                                 i32]
+    lib.cnnexp_grid_conv_weight_grad.restype = i32
     lib.cnnexp_max_pool.argtypes = [ptr, ptr] + [i64] * 12 + [i32]
     lib.cnnexp_max_pool.restype = None
     lib.cnnexp_max_pool_backward.argtypes = [ptr, ptr, ptr, ptr] + [i64] * 12 + [i32]

@@ -199,3 +199,33 @@ def test_avx2_build_with_8_wide_vectors(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("c_out", [16, 32, 64, 80])  # 1, 2, 4 and 5 vectors of 16 (2, 4, 8, 10 of 8)
+def test_every_register_tile_variant_gives_the_built_in_tiles_result(c_out):
+    """Each (R, V, KW) variant the planner may pick computes the same forward and weight gradient; a variant
+    that cannot run the shape (V not dividing the vectors) refuses instead of writing garbage."""
+    from cnnexp.functional.geometry import conv_geometry
+    from cnnexp.functional.grid_gemm import grid_dims, grid_input, tap_offsets
+
+    require_native_kernels()
+    x, w = torch.randn(2, 5, 7, 11), torch.randn(c_out, 5, 3, 3)
+    geom = conv_geometry(x, w, None, 1, "same", 1, op="conv2d")
+    hs, ws, _ = grid_dims(geom)
+    buf, grid, offsets = grid_input(x, geom), (2, hs, ws, *geom.out_hw), tap_offsets(geom, ws)
+    taps = direct_conv.tap_weights(w)
+    vecs = taps.shape[2] // native_kernels.vec_width()
+    want = direct_conv.conv(buf, grid, offsets, taps, c_out)
+    grad = torch.randn(2, *geom.out_hw, taps.shape[2])
+    want_dw = direct_conv.weight_grad(buf, grad, grid, offsets)
+    for which, run, ref in (("conv", lambda t: direct_conv.conv(buf, grid, offsets, taps, c_out, tile=t), want),
+                            ("weight_grad", lambda t: direct_conv.weight_grad(buf, grad, grid, offsets, tile=t),
+                             want_dw)):
+        variants = direct_conv.tiles(which)
+        assert len(variants) >= 6
+        for t, (_, v, _) in enumerate(variants):
+            if vecs % v:
+                with pytest.raises(ValueError, match="cannot run"):
+                    run(t)
+            else:
+                torch.testing.assert_close(run(t), ref, rtol=1e-5, atol=1e-4, msg=f"{which} tile {variants[t]}")

@@ -201,43 +201,89 @@ static void dw_parallel(const float* in, int64_t C, const float* g, int64_t CoP,
         for (int64_t i = 0; i < size; ++i) dw[i] += partial[(size_t)k * size + i];
 }
 
+// Tile variants (R or RC, V, KW) that `python -m cnnexp.plan` times on the real shapes: the register budget
+// differs between CPUs (32 vector registers with AVX-512, 16 with AVX2; how cheaply spilled accumulators are
+// renamed differs between cores), so no single tile is best everywhere. Larger tiles need fewer loads per
+// multiply-add, smaller ones never spill. Each list is one home: the table the library reports and the
+// instantiations it dispatches to come from the same macro.
+#define CONV_TILES(X) X(6, 4, 1) X(4, 4, 1) X(12, 2, 3) X(8, 2, 3) X(12, 2, 1) X(6, 2, 1) X(24, 1, 3) X(12, 1, 3) \
+    X(24, 1, 1) X(8, 1, 1)
+#define DW_TILES(X) X(6, 4, 1) X(3, 4, 1) X(12, 2, 1) X(6, 2, 1) X(8, 1, 3) X(4, 1, 3) X(24, 1, 1) X(12, 1, 1)
+#define TILE_ROW(a, b, c) {a, b, c},
+static const int CONV_TILE_TABLE[][3] = {CONV_TILES(TILE_ROW)};
+static const int DW_TILE_TABLE[][3] = {DW_TILES(TILE_ROW)};
+#undef TILE_ROW
+constexpr int N_CONV_TILES = sizeof(CONV_TILE_TABLE) / sizeof(CONV_TILE_TABLE[0]);
+constexpr int N_DW_TILES = sizeof(DW_TILE_TABLE) / sizeof(DW_TILE_TABLE[0]);
+
+// Can tile `t` of `table` run this conv? V must divide the output vectors; KW = 3 needs kernel rows of three.
+static bool tile_fits(const int (*table)[3], int t, int64_t vecs, bool rows3) {
+    return vecs % table[t][1] == 0 && (table[t][2] == 1 || rows3);
+}
+
+// The built-in choice (no planning): register tiles of R*V accumulators (+ KW*V weight vectors + 1 broadcast)
+// <= 32 registers. Kernel rows of three taps pay for 1 and 2 vectors (they cut the broadcasts per multiply-add
+// by 3); with 4 vectors the 12 weight registers would leave room for only 4 rows.
+static int default_conv_tile(int64_t vecs, bool rows3) {
+    if (vecs % 4 == 0) return 0;           // 6, 4, 1
+    if (vecs % 2 == 0) return rows3 ? 2 : 4;  // 12, 2, 3 | 12, 2, 1
+    return rows3 ? 6 : 8;                  // 24, 1, 3 | 24, 1, 1
+}
+
+// RC channels x V vectors per weight-gradient tile. With one output vector, kernel rows of three (KW = 3: 3*RC
+// accumulators and a 3-vector window) cut the loads per multiply-add from 1 + 1/RC to 1/3 + 1/(3*RC).
+static int default_dw_tile(int64_t vecs, bool rows3) {
+    if (vecs % 4 == 0) return 0;  // 6, 4, 1
+    if (vecs % 2 == 0) return 2;  // 12, 2, 1
+    return rows3 ? 4 : 6;         // 8, 1, 3 | 24, 1, 1
+}
+
 extern "C" {
 
 int cnnexp_vec_width() { return VEC; }
 
+// The tile tables: count, and (R, V, KW) of entry i (which = 0: forward / input gradient, 1: weight gradient).
+int cnnexp_tile_count(int which) { return which ? N_DW_TILES : N_CONV_TILES; }
+void cnnexp_tile_shape(int which, int i, int* shape) {
+    const int* row = which ? DW_TILE_TABLE[i] : CONV_TILE_TABLE[i];
+    for (int k = 0; k < 3; ++k) shape[k] = row[k];
+}
+
 // out (N, Ho, Wo, Co) dense = conv of the grid `in` ((N*Hs*Ws + span) rows of C) with w (T, C, CoP) at the
-// tap offsets off (T,), plus bias (Co,) or NULL.
-void cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
-                      int T, const float* bias, float* out, int64_t N, int64_t hs, int64_t ws, int64_t ho,
-                      int64_t wo, int threads) {
+// tap offsets off (T,), plus bias (Co,) or NULL, with register tile `tile` of CONV_TILES (-1: the built-in
+// choice). Returns the tile used, or -1 when that tile cannot run this conv (nothing is written).
+int cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
+                     int T, const float* bias, float* out, int64_t N, int64_t hs, int64_t ws, int64_t ho,
+                     int64_t wo, int threads, int tile) {
     const Grid grid{hs, ws, ho, wo};
     const int64_t S = N * ho, vecs = CoP / VEC;
-    // Register tiles: R*V accumulators (+ KW*V weight vectors + 1 broadcast) <= 32 registers. Kernel rows of
-    // three taps pay for 1 and 2 vectors (they cut the broadcasts per multiply-add by 3); with 4 vectors the
-    // 12 weight registers would leave room for only 4 rows (measured slower than 6 rows, one tap at a time).
     const bool rows3 = rows_of_three(off, T);
-    if (vecs % 4 == 0) conv_parallel<6, 4, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
-    else if (vecs % 2 == 0 && rows3) conv_parallel<12, 2, 3>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
-    else if (vecs % 2 == 0) conv_parallel<12, 2, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
-    else if (rows3) conv_parallel<24, 1, 3>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
-    else conv_parallel<24, 1, 1>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    if (tile < 0) tile = default_conv_tile(vecs, rows3);
+    if (tile >= N_CONV_TILES || !tile_fits(CONV_TILE_TABLE, tile, vecs, rows3)) return -1;
+    int k = 0;
+#define RUN(R, V, KW) \
+    if (tile == k++) conv_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    CONV_TILES(RUN)
+#undef RUN
+    return tile;
 }
 
 // dw (T, C, CoP), zeroed by the caller, += the weight gradient for the grid `in` and g (N, Ho, Wo, CoP)
-// dense; CoP a multiple of the vector width.
-void cnnexp_grid_conv_weight_grad(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off,
-                                  int T, float* dw, int64_t N, int64_t hs, int64_t ws, int64_t ho, int64_t wo,
-                                  int threads) {
+// dense; CoP a multiple of the vector width; tile of DW_TILES (-1: the built-in choice). Returns the tile
+// used, or -1 when that tile cannot run this gradient (nothing is written).
+int cnnexp_grid_conv_weight_grad(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off,
+                                 int T, float* dw, int64_t N, int64_t hs, int64_t ws, int64_t ho, int64_t wo,
+                                 int threads, int tile) {
     const Grid grid{hs, ws, ho, wo};
     const int64_t S = N * ho, vecs = CoP / VEC;
-    // RC channels x V vectors per tile. With one output vector, kernel rows of three (KW = 3: 3*RC accumulators
-    // and a 3-vector window) cut the loads per multiply-add from 1 + 1/RC to 1/3 + 1/(3*RC): conv1's weight
-    // gradient at 32x32 b128 1.32 -> 0.55 ms. With 2 vectors the window measured no better (and worse on 8x8
-    // maps, where the row ends waste 2 of 10 steps), with 4 it would not fit the registers.
-    if (vecs % 4 == 0) dw_parallel<6, 4, 1>(in, C, g, CoP, off, T, dw, grid, S, threads);
-    else if (vecs % 2 == 0) dw_parallel<12, 2, 1>(in, C, g, CoP, off, T, dw, grid, S, threads);
-    else if (rows_of_three(off, T)) dw_parallel<8, 1, 3>(in, C, g, CoP, off, T, dw, grid, S, threads);
-    else dw_parallel<24, 1, 1>(in, C, g, CoP, off, T, dw, grid, S, threads);
+    const bool rows3 = rows_of_three(off, T);
+    if (tile < 0) tile = default_dw_tile(vecs, rows3);
+    if (tile >= N_DW_TILES || !tile_fits(DW_TILE_TABLE, tile, vecs, rows3)) return -1;
+    int k = 0;
+#define RUN(RC, V, KW) if (tile == k++) dw_parallel<RC, V, KW>(in, C, g, CoP, off, T, dw, grid, S, threads);
+    DW_TILES(RUN)
+#undef RUN
+    return tile;
 }
 
 }  // extern "C"
