@@ -6,7 +6,9 @@
 #   EPOCHS=2 PRECISION=bf16-mixed scripts/gpu_check.sh
 #   TRAINER=cpu IMAGES=64 scripts/gpu_check.sh  # a smoke run of this script without a GPU
 #
-# Writes bench-results/gpu_check.json. The first epoch includes CUDA/cuDNN warm-up; the table shows the last one.
+# Writes bench-results/gpu_check.json; then (not with TRAINER=cpu) runs the CUDA-marked tests and
+# scripts/bench_conv.py --device cuda (bench-results/bench_conv_cuda.json): one command for a GPU machine.
+# The first epoch includes CUDA/cuDNN warm-up; the table shows the last one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
@@ -106,3 +108,9 @@ Path("bench-results/gpu_check.json").write_text(json.dumps(rows, indent=2))
 print("wrote bench-results/gpu_check.json")
 sys.exit(1 if any("error" in r for r in rows) else 0)
 PY
+
+# The CUDA-marked tests and the conv benchmark on the same device, in the same command (skipped on TRAINER=cpu).
+if [ "${TRAINER:-gpu}" != "cpu" ]; then
+  "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider
+  "$PYTHON" scripts/bench_conv.py --device cuda --out bench-results/bench_conv_cuda.json
+fi
