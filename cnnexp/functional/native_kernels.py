@@ -170,6 +170,13 @@ def usable(*tensors: torch.Tensor) -> bool:
     )
 
 
+def build_id() -> str:
+    """The loaded library's name (it carries the hash of sources, compiler, flags and CPU), or "none": plans
+    timed with one build are not reused with another."""
+    lib = library()
+    return Path(lib._name).name if lib is not None else "none"
+
+
 def vec_width() -> int:
     """Floats per SIMD vector of the build (16 with AVX-512, else 8): channel counts are padded to it."""
     return library().cnnexp_vec_width()

@@ -116,7 +116,8 @@ class Planner:
             raise ConfigError(f"{MODE_ENV}={mode!r} is not a planning mode. Fix: use one of {', '.join(MODES)}.")
         self.path, self.signature, self.mode = Path(path), dict(signature), mode
         self.budget_s, self.repeats = budget_s, repeats
-        self.decisions: list[Decision] = []  # this process's decisions, in call order
+        self._recorders: list[list[Decision]] = []  # open `recording()` blocks
+        self._memo: dict[str, Decision] = {}  # this process's decisions: a hit costs one dict lookup
         self._plans: dict[str, dict[str, Any]] | None = None
 
     def _key(self, op: str, key: str) -> str:
@@ -163,6 +164,15 @@ class Planner:
         are only called in "measure" mode on a cache miss. `default` must be one of them.
         """
         full = self._key(op, key)
+        decision = self._memo.get(full)
+        if decision is None or decision.choice not in candidates:
+            decision = self._memo[full] = self._decide(op, key, full, candidates, default, sync)
+        for record in self._recorders:
+            record.append(decision)
+        return decision
+
+    def _decide(self, op: str, key: str, full: str, candidates: Mapping[str, Callable[[], Any]], default: str,
+                sync: Callable[[], None]) -> Decision:
         plans = self._load()
         if self.mode != "measure":
             decision = Decision(op, key, default, self.mode)
@@ -176,15 +186,35 @@ class Planner:
             decision = Decision(op, key, choice, "measured", timings, failed)
             plans[full] = {"choice": choice, "timings_ms": timings}
             self._save()
-        self.decisions.append(decision)
         return decision
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[Decision]]:
         """Collect the decisions made inside the block (for `python -m cnnexp.plan`)."""
-        start = len(self.decisions)
         out: list[Decision] = []
+        self._recorders.append(out)
         try:
             yield out
         finally:
-            out.extend(self.decisions[start:])
+            self._recorders.remove(out)
+
+
+_current: Planner | None = None
+
+
+def current() -> Planner:
+    """The process's planner: mode from `CNNEXP_PLAN` (default "measure"), cache at `default_cache_path()`,
+    signature of this machine and of the loaded kernel build."""
+    global _current
+    if _current is None:
+        from . import native_kernels
+
+        _current = Planner(default_cache_path(), machine_signature(native_kernels.build_id()),
+                           mode=os.environ.get(MODE_ENV, "measure").strip().lower() or "measure")
+    return _current
+
+
+def reset(planner: Planner | None = None) -> None:
+    """Replace the process's planner (None: build it again from the environment on next use)."""
+    global _current
+    _current = planner

@@ -97,3 +97,13 @@ def test_the_thread_count_is_part_of_the_key(tmp_path, clock):
     finally:
         torch.set_num_threads(threads)
     assert (decision.choice, decision.source) == ("b", "measured")
+
+
+def test_recording_collects_every_call_and_a_repeat_is_a_memo_hit(tmp_path, clock):
+    planner = Planner(tmp_path / "p.json", SIG)
+    with planner.recording() as decisions:
+        planner.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+        clock["calls"].clear()
+        planner.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+    planner.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+    assert [d.choice for d in decisions] == ["a", "a"] and clock["calls"] == []
