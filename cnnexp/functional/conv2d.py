@@ -1,4 +1,5 @@
-"""The custom 2-D convolution: a `torch.autograd.Function` with a hand-written backward.
+"""The custom 2-D convolution: three `torch.library` custom ops (`cnnexp::conv2d`, `cnnexp::conv2d_input_grad`,
+`cnnexp::conv2d_weight_grad`) wired together by a hand-written backward.
 
 Forward (the lecture's "slide the kernel, multiply, sum over all channels, add the bias", batched):
 
@@ -13,69 +14,38 @@ Backward, with g = dL/dy as `(N*H_out*W_out, C_out)`:
     dL/dx      = g @ W scattered back onto the pixels each window read (col2im), unpadded; for stride 1
                  equivalently a correlation of g with the flipped kernel (see grid_gemm.py)
 
-Three implementations of these formulas, picked per call: stride 1 on CPU float32 runs the compiled
-register-tiled kernel straight from the padded grid, with no cols matrix at all (`grid_direct`,
+Three implementations of these formulas, picked per call inside the ops: stride 1 on CPU float32 runs the
+compiled register-tiled kernel straight from the padded grid, with no cols matrix at all (`grid_direct`,
 `direct_conv`); stride 1 elsewhere (CUDA, float64, no C++ compiler) builds cols block by block on the
-same grid and multiplies (`grid_gemm`); other strides and tiny maps use the whole-batch im2col above.
+same grid and multiplies (`grid_gemm`); other strides and tiny maps use the whole-batch im2col above
+(`im2col`). Each op picks its own path, so a gradient never depends on how the forward ran.
+
+Why custom ops: torch.compile, torch.export and the ONNX exporter see each op as one opaque node with a fake
+(shape-only) implementation, and never trace into the kernels, the compiled library's lookup or `data_ptr`.
+The CPU kernel (compiled kernel or PyTorch fallback) and the portable PyTorch kernel (CUDA and any other
+device) are registered per device. The backward saves x and the weight (not a padded copy: the weight
+gradient rebuilds the padded grid it reads) and calls the two gradient ops; dL/dbias is a plain sum.
 
 No torch convolution op is called (no F.conv2d, conv_transpose, torch.nn.grad, aten.convolution*),
 and nothing is differentiated by autograd: the three gradients are written out above. The output is
-returned as an `(N, C_out, H_out, W_out)` tensor with channels-last strides, which is free (it is the
-GEMM's output) and lets the next conv and pool read NHWC data without a transpose.
+a dense `(N, C_out, H_out, W_out)` tensor with channels-last strides, which is free (it is the GEMM's
+output) and lets the next conv and pool read NHWC data without a transpose.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import torch
 
-from . import grid_direct, grid_gemm
+from . import grid_direct, grid_gemm, im2col
 from .autocast import autocast_operands
-from .geometry import WindowGeometry, check_same_dtype, conv_geometry
-from .gemm import gemm
-from .im2col import col2im_add_, im2col, nchw_view, nhwc_view, pad_nhwc
+from .im2col import empty_channels_last
+from .geometry import WindowGeometry, check_same_dtype, conv_geometry, op_geometry
 from .padding import Padding
 from .types import IntPair
-
-
-def _weight_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """`(C_out, C_in, kH, kW)` -> `(C_out, kH*kW*C_in)`, columns ordered like im2col's `(kH, kW, C_in)`."""
-    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
-
-
-def _strided_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry):
-    """Any stride: whole-batch im2col + one GEMM.
-
-    Returns:
-        `(y (N, C_out, H_out, W_out) channels_last, xp (N, Hp, Wp, C_in) padded input kept for backward)`.
-    """
-    ho, wo = geom.out_hw
-    xp = pad_nhwc(x, geom.pads)
-    cols = im2col(xp, geom)  # (M, K), M = N*H_out*W_out
-    y2 = gemm(cols, _weight_matrix(weight), bias)  # (M, C_out)
-    return nchw_view(y2.view(x.shape[0], ho, wo, weight.shape[0])), xp
-
-
-def _strided_backward(xp, x_shape, weight, grad_out, geom: WindowGeometry, need_x: bool, need_w: bool):
-    """Gradients for any stride: dW = g^T @ cols; dx = col2im(g @ W), unpadded."""
-    c_out = weight.shape[0]
-    g2 = nhwc_view(grad_out).reshape(-1, c_out)  # (M, C_out)
-    grad_x = grad_w = None
-    if need_w:
-        cols = im2col(xp, geom)  # (M, K)
-        gw = gemm(g2.t(), cols.t())  # (C_out, K), K ordered (kH, kW, C_in)
-        kh, kw = geom.kernel
-        grad_w = gw.view(c_out, kh, kw, -1).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
-    if need_x:
-        n, c_in, h, w = x_shape
-        gcols = gemm(g2, _weight_matrix(weight).t())  # (M, K)
-        hp, wp = geom.padded_hw
-        gxp = col2im_add_(g2.new_zeros((n, hp, wp, c_in)), gcols, geom)
-        t, _, l, _ = geom.pads
-        grad_x = nchw_view(gxp[:, t : t + h, l : l + w])  # (N, C_in, H, W)
-    return grad_x, grad_w
-
 
 GRID_MAX_OVERHEAD = 2.0  # use the padded-grid path while its dropped margin outputs are at most 100 % extra
 
@@ -88,62 +58,121 @@ def _use_grid(geom: WindowGeometry) -> bool:
     return hs * ws <= GRID_MAX_OVERHEAD * geom.out_hw[0] * geom.out_hw[1]
 
 
-def _grid_impl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """The grid module for this stride-1 conv: the compiled direct kernel where it can run (all operands CPU
-    float32), else `grid_gemm`."""
-    return grid_direct if grid_direct.usable(*(t for t in (x, weight, bias) if t is not None)) else grid_gemm
+def _path(geom: WindowGeometry, native: bool) -> ModuleType:
+    """The module that computes this conv: `grid_direct` (compiled kernel, when `native`), `grid_gemm` or `im2col`."""
+    if not _use_grid(geom):
+        return im2col
+    return grid_direct if native else grid_gemm
 
 
-def _as_output(t: torch.Tensor) -> torch.Tensor:
-    """The same memory as `t`, as a tensor that is not a *view* for autograd.
-
-    The output is a crop (or permutation) of the GEMM's buffer; autograd forbids in-place ops (e.g.
-    `relu_`) on a custom Function's output that is a view, so the crop is re-exposed through `set_`.
-    """
-    return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), t.size(), t.stride())
+def _cpu_path(geom: WindowGeometry, *operands: torch.Tensor | None) -> ModuleType:
+    return _path(geom, grid_direct.usable(*(t for t in operands if t is not None)))
 
 
-class Conv2dFunction(torch.autograd.Function):
-    """y = conv2d(x, weight, bias) with gradients for x, weight and bias written by hand.
+# --- cnnexp::conv2d --------------------------------------------------------------------------------------------
 
-    Stride 1 (any dilation) runs on the flattened padded grid: the compiled direct kernel on CPU float32
-    (`grid_direct`), elsewhere `grid_gemm` (blocked im2col, one GEMM per block); both compute the input
-    gradient as a full correlation with the flipped kernel. Other strides, and feature maps
-    so small that the grid would more than double the work (e.g. 3x3 on 4x4 maps), use a
-    whole-batch im2col and a col2im scatter-add.
-    """
 
-    @staticmethod
-    def forward(
-        x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns `(y, padded_input)`; the second output is an internal buffer for backward."""
-        impl = _grid_impl(x, weight, bias).forward if _use_grid(geom) else _strided_forward  # as in setup_context
-        y, padded = impl(x, weight, bias, geom)
-        return _as_output(y), padded
+def _forward_cpu(x, weight, bias, stride, pads, dilation) -> torch.Tensor:
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return _cpu_path(geom, x, weight, bias).forward(x, weight, bias, geom)
 
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        x, weight, bias, geom = inputs
-        _, padded = output
-        ctx.mark_non_differentiable(padded)
-        ctx.save_for_backward(padded, weight)  # the padded copy of x (made anyway), not x itself
-        ctx.x_shape = x.shape
-        ctx.geom = geom
-        ctx.has_bias = bias is not None
-        ctx.grid_impl = _grid_impl(x, weight, bias) if _use_grid(geom) else None  # backward takes forward's path
 
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor, _grad_padded: Any = None) -> tuple[torch.Tensor | None, ...]:
-        padded, weight = ctx.saved_tensors
-        geom: WindowGeometry = ctx.geom
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
-        grad_x = grad_w = None
-        if need_x or need_w:
-            impl = ctx.grid_impl.backward if ctx.grid_impl is not None else _strided_backward
-            grad_x, grad_w = impl(padded, ctx.x_shape, weight, grad_out, geom, need_x, need_w)
-        return grad_x, grad_w, grad_b, None
+def _forward_portable(x, weight, bias, stride, pads, dilation) -> torch.Tensor:
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return _path(geom, native=False).forward(x, weight, bias, geom)
+
+
+conv2d_op = torch.library.custom_op(
+    "cnnexp::conv2d", _forward_portable, mutates_args=(),
+    schema="(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] pads, int[] dilation) -> Tensor",
+)
+"""`cnnexp::conv2d(x, weight, bias, stride, pads (top, bottom, left, right), dilation)` -> y channels_last."""
+conv2d_op.register_kernel("cpu")(_forward_cpu)
+conv2d_op.register_kernel("cuda")(_forward_portable)
+
+
+@conv2d_op.register_fake
+def _conv2d_fake(x, weight, bias, stride, pads, dilation):
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return empty_channels_last(x, (x.shape[0], weight.shape[0], *geom.out_hw))
+
+
+# --- cnnexp::conv2d_input_grad -------------------------------------------------------------------------------
+
+_INPUT_GRAD_SCHEMA = "(Tensor grad_out, Tensor weight, int[] x_hw, int[] stride, int[] pads, int[] dilation) -> Tensor"
+
+
+def _input_grad_cpu(grad_out, weight, x_hw, stride, pads, dilation) -> torch.Tensor:
+    geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
+    return _cpu_path(geom, grad_out, weight).input_grad(grad_out, weight, tuple(x_hw), geom)
+
+
+def _input_grad_portable(grad_out, weight, x_hw, stride, pads, dilation) -> torch.Tensor:
+    geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
+    return _path(geom, native=False).input_grad(grad_out, weight, tuple(x_hw), geom)
+
+
+input_grad_op = torch.library.custom_op(
+    "cnnexp::conv2d_input_grad", _input_grad_portable, mutates_args=(), schema=_INPUT_GRAD_SCHEMA
+)
+"""dL/dx `(N, C_in, H, W)` (channels_last) from dL/dy and the weight."""
+input_grad_op.register_kernel("cpu")(_input_grad_cpu)
+input_grad_op.register_kernel("cuda")(_input_grad_portable)
+
+
+@input_grad_op.register_fake
+def _input_grad_fake(grad_out, weight, x_hw, stride, pads, dilation):
+    return empty_channels_last(grad_out, (grad_out.shape[0], weight.shape[1], *x_hw))
+
+
+# --- cnnexp::conv2d_weight_grad ------------------------------------------------------------------------------
+
+_WEIGHT_GRAD_SCHEMA = "(Tensor grad_out, Tensor x, int[] kernel, int[] stride, int[] pads, int[] dilation) -> Tensor"
+
+
+def _weight_grad_cpu(grad_out, x, kernel, stride, pads, dilation) -> torch.Tensor:
+    geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
+    return _cpu_path(geom, grad_out, x).weight_grad(x, grad_out, geom)
+
+
+def _weight_grad_portable(grad_out, x, kernel, stride, pads, dilation) -> torch.Tensor:
+    geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
+    return _path(geom, native=False).weight_grad(x, grad_out, geom)
+
+
+weight_grad_op = torch.library.custom_op(
+    "cnnexp::conv2d_weight_grad", _weight_grad_portable, mutates_args=(), schema=_WEIGHT_GRAD_SCHEMA
+)
+"""dL/dW `(C_out, C_in, kH, kW)` (contiguous) from dL/dy and x."""
+weight_grad_op.register_kernel("cpu")(_weight_grad_cpu)
+weight_grad_op.register_kernel("cuda")(_weight_grad_portable)
+
+
+@weight_grad_op.register_fake
+def _weight_grad_fake(grad_out, x, kernel, stride, pads, dilation):
+    return x.new_empty((grad_out.shape[1], x.shape[1], kernel[0], kernel[1]))
+
+
+# --- the hand-written backward ---------------------------------------------------------------------------------
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    x, weight, bias, stride, pads, dilation = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.window = (list(stride), list(pads), list(dilation))
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    x, weight = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    grad_x = input_grad_op(grad_out, weight, list(x.shape[2:]), *ctx.window) if need_x else None
+    grad_w = weight_grad_op(grad_out, x, list(weight.shape[2:]), *ctx.window) if need_w else None
+    grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
+    return grad_x, grad_w, grad_b, None, None, None
+
+
+conv2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def conv2d(
@@ -168,8 +197,7 @@ def conv2d(
     Shape:
         x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)`; bias: `(C_out,)`.
         Output: `(N, C_out, H_out, W_out)`, `H_out = floor((H + top + bottom - ((kH-1)*dH + 1)) / sH) + 1`
-        (`= ceil(H / sH)` for `"same"`), likewise W. The output has channels-last strides (C innermost;
-        for stride 1 it sits in a slightly larger padded grid, so rows may be further apart than W*C).
+        (`= ceil(H / sH)` for `"same"`), likewise W. The output is dense with channels-last strides.
 
     Raises:
         ValueError: bad kernel/stride/dilation/padding, channel mismatch, kernel larger than the padded
@@ -185,5 +213,4 @@ def conv2d(
     (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # mixed precision: one dtype throughout
     check_same_dtype("conv2d", x, weight=weight, bias=bias)
     with autocast_off:
-        y, _ = Conv2dFunction.apply(x, weight, bias, geom)
-    return y
+        return conv2d_op(x, weight, bias, list(geom.stride), list(geom.pads), list(geom.dilation))

@@ -51,7 +51,7 @@ def _check_tile(used: int, tile: int, what: str) -> None:
 
 
 def conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
-         bias: torch.Tensor | None = None, tile: int = -1) -> torch.Tensor:
+         bias: torch.Tensor | None = None, out: torch.Tensor | None = None, tile: int = -1) -> torch.Tensor:
     """`out[n, y, x] = sum_t buf[p + offsets[t]] @ w_taps[t] + bias`, p = (n*Hs + y)*Ws + x the pixel's grid row.
 
     `tile` picks a register-tile variant (an index into `tiles("conv")`; -1: the kernel's built-in choice);
@@ -59,11 +59,13 @@ def conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.T
 
     Shape:
         buf: `(>= N*Hs*Ws + max(offsets), C)` contiguous; grid: `(N, Hs, Ws, H_out, W_out)`;
-        w_taps: `(T, C, C_out')` from `tap_weights`; bias: `(C_out,)` or None -> `(N, H_out, W_out, C_out)`.
+        w_taps: `(T, C, C_out')` from `tap_weights`; bias: `(C_out,)` or None -> `(N, H_out, W_out, C_out)`,
+        written into `out` when given (contiguous, e.g. the `nhwc_view` of a channels-last tensor).
     """
     n, hs, ws, ho, wo = grid
     assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
-    out = buf.new_empty((n, ho, wo, c_out))
+    out = buf.new_empty((n, ho, wo, c_out)) if out is None else out
+    assert out.shape == (n, ho, wo, c_out) and out.is_contiguous()
     offs, w_taps = _offsets(offsets), w_taps.contiguous()
     bias = None if bias is None else bias.contiguous()
     used = native_kernels.library().cnnexp_grid_conv(

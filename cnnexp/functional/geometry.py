@@ -6,6 +6,7 @@ One place validates kernel/stride/dilation/padding and computes the padded and o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +74,21 @@ def window_geometry(
         )
     out_hw = ((hp - eh) // sh + 1, (wp - ew) // sw + 1)
     return WindowGeometry((kh, kw), (sh, sw), (dh, dw), pads, (int(in_hw[0]), int(in_hw[1])), out_hw)
+
+
+def op_geometry(
+    in_hw: Sequence[int], kernel: Sequence[int], stride: Sequence[int], pads: Sequence[int],
+    dilation: Sequence[int] = (1, 1),
+) -> WindowGeometry:
+    """The geometry from the custom ops' explicit arguments (already validated by `window_geometry`).
+
+    Plain arithmetic with no checks and no `int()`, so that the ops' fake implementations can call it on symbolic
+    sizes (a dynamic batch or image size under torch.export / torch.compile).
+    """
+    (kh, kw), (sh, sw), (dh, dw), (t, b, l, r) = tuple(kernel), tuple(stride), tuple(dilation), tuple(pads)
+    hp, wp = in_hw[0] + t + b, in_hw[1] + l + r
+    out_hw = ((hp - effective_kernel(kh, dh)) // sh + 1, (wp - effective_kernel(kw, dw)) // sw + 1)
+    return WindowGeometry((kh, kw), (sh, sw), (dh, dw), (t, b, l, r), (in_hw[0], in_hw[1]), out_hw)
 
 
 def check_same_dtype(op: str, x: torch.Tensor, **others: torch.Tensor | None) -> None:

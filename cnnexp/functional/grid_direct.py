@@ -8,7 +8,7 @@ blocked im2col and a GEMM, and outputs and gradients are dense channels-last ten
     dL/dW_t     = sum_pixels buf[p + off_t]^T G[n, y, x]  # G: the upstream gradient as it comes (NHWC)
     dL/dx       = the forward applied to G on the grid, with the flipped, transposed kernel (full correlation)
 
-`grid_gemm.backward` accepts the buffer this forward returns, so the two paths mix freely.
+Each direction builds its own grid (the weight gradient rebuilds x's), so any two paths mix freely.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from . import direct_conv, native_kernels
 from .geometry import WindowGeometry
 from .grid_gemm import grad_grid, grid_dims, grid_input, tap_offsets, tap_span
-from .im2col import nchw_view, nhwc_view
+from .im2col import empty_channels_last, nhwc_view
 
 
 def usable(*operands: torch.Tensor) -> bool:
@@ -26,21 +26,18 @@ def usable(*operands: torch.Tensor) -> bool:
     return native_kernels.usable(*operands)
 
 
-def forward(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry
-) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry) -> torch.Tensor:
     """Stride-1 conv2d.
 
-    Returns:
-        `(y, buf)`: y `(N, C_out, H_out, W_out)` (channels_last memory format) and the flat padded input
-        grid `(N*Hs*Ws + span, C_in)`, which backward reuses for the weight gradient.
+    Shape:
+        x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_out, H_out, W_out)`, dense channels_last.
     """
     n, c_out = x.shape[0], weight.shape[0]
     hs, ws, _ = grid_dims(g)
-    buf = grid_input(x, g)
-    grid = (n, hs, ws, *g.out_hw)
-    out = direct_conv.conv(buf, grid, tap_offsets(g, ws), direct_conv.tap_weights(weight), c_out, bias)
-    return nchw_view(out), buf
+    y = empty_channels_last(x, (n, c_out, *g.out_hw))
+    direct_conv.conv(grid_input(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), direct_conv.tap_weights(weight),
+                     c_out, bias, out=nhwc_view(y))
+    return y
 
 
 def _dense_grad(grad_out: torch.Tensor, channels: int) -> torch.Tensor:
@@ -54,28 +51,31 @@ def _dense_grad(grad_out: torch.Tensor, channels: int) -> torch.Tensor:
     return out
 
 
-def backward(
-    buf: torch.Tensor,
-    x_shape: torch.Size,
-    weight: torch.Tensor,
-    grad_out: torch.Tensor,
-    g: WindowGeometry,
-    need_x: bool,
-    need_w: bool,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gradients for x `(N, C_in, H, W)` and weight `(C_out, C_in, kH, kW)` from `forward`'s grid buffer."""
-    n, c_in, h, w = x_shape
-    c_out, _, kh, kw = weight.shape
+def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry) -> torch.Tensor:
+    """dL/dx: the forward kernel applied to the upstream gradient on the grid, with the flipped, transposed kernel.
+
+    Shape:
+        grad_out: `(N, C_out, H_out, W_out)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_in, H, W)` channels_last.
+    """
+    n, c_in = grad_out.shape[0], weight.shape[1]
     hs, ws, off = grid_dims(g)
-    offsets = tap_offsets(g, ws)
-    c_pad = native_kernels.padded_channels(c_out)
-    grad_x = grad_w = None
-    if need_w:
-        dense = _dense_grad(grad_out, c_pad)  # (N, H_out, W_out, C_out')
-        dw = direct_conv.weight_grad(buf, dense, (n, hs, ws, *g.out_hw), offsets)  # (kH*kW, C_in, C_out')
-        grad_w = dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()
-    if need_x:
-        gbuf = grad_grid(grad_out, (hs, ws), off, tap_span(g, ws), channels=c_pad)  # (span + rows + off, C_out')
-        w_flip = direct_conv.tap_weights(weight.flip(2, 3).transpose(0, 1), c_in_rows=c_pad)  # (T, C_out', C_in')
-        grad_x = nchw_view(direct_conv.conv(gbuf[off:], (n, hs, ws, h, w), offsets, w_flip, c_in))
-    return grad_x, grad_w
+    c_pad = native_kernels.padded_channels(weight.shape[0])
+    gbuf = grad_grid(grad_out, (hs, ws), off, tap_span(g, ws), channels=c_pad)  # (span + rows + off, C_out')
+    w_flip = direct_conv.tap_weights(weight.flip(2, 3).transpose(0, 1), c_in_rows=c_pad)  # (T, C_out', C_in')
+    grad_x = empty_channels_last(grad_out, (n, c_in, *x_hw))
+    direct_conv.conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x))
+    return grad_x
+
+
+def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (rebuilt here from x).
+
+    Shape:
+        x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
+    """
+    n, c_in = x.shape[:2]
+    c_out, (kh, kw) = grad_out.shape[1], g.kernel
+    hs, ws, _ = grid_dims(g)
+    dense = _dense_grad(grad_out, native_kernels.padded_channels(c_out))  # (N, H_out, W_out, C_out')
+    dw = direct_conv.weight_grad(grid_input(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws))  # (kH*kW,
+    return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()  # C_in, C_out')

@@ -14,7 +14,8 @@ computed and dropped: for a 3x3 'same' conv that is `(H+1)(W+1)/(HW) - 1`, 13 % 
 8x8 (a separate border per row and image would cost 27 % and 56 %). Because rows are processed in blocks of a few MiB, the im2col copy
 stays in cache and is never materialised for the whole batch.
 
-Backward reuses the same machinery. With `G` = upstream gradient on the grid (zeros off the output):
+The gradients reuse the same machinery (each rebuilds the grid it needs: the weight gradient x's, the input
+gradient the upstream gradient's). With `G` = upstream gradient on the grid (zeros off the output):
 
     dL/dW   = sum over blocks  G[block]^T @ cols[block]                        # (C_out, kH*kW*C)
     dL/dxp  = the same blocked im2col + GEMM applied to G, preceded by enough zero rows, with the
@@ -38,7 +39,7 @@ import torch
 
 from .geometry import WindowGeometry
 from .gemm import gemm
-from .im2col import nchw_view, nhwc_view, pad_nhwc
+from .im2col import channels_last_copy, nhwc_view, pad_nhwc
 
 BLOCK_FLOATS = 1 << 20  # im2col floats per block (4 MiB in float32)
 PLANAR_MAX_C_IN = 4  # up to this many input channels, use the planar layout (see the module docstring)
@@ -189,79 +190,70 @@ def _planar_forward(buf: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     return out
 
 
-def forward(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry
-) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry) -> torch.Tensor:
     """Stride-1 conv2d.
 
-    Returns:
-        `(y, buf)`: y `(N, C_out, H_out, W_out)` (channels_last strides) and the flat padded input grid
-        `(N*Hp*Wp + span, C_in)`, which backward reuses for the weight gradient.
+    Shape:
+        x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_out, H_out, W_out)`, dense channels_last
+        (the crop of the grid's output is copied out, so that the op returns a tensor of its own).
     """
     n, c_out = x.shape[0], weight.shape[0]
     ho, wo = g.out_hw
     if x.shape[1] <= PLANAR_MAX_C_IN:
         hp, wp = g.padded_hw
-        buf = _planar_input(x, g)  # (N, C_in, Hp*Wp + span)
-        out = _planar_forward(buf, weight, bias, g)
+        out = _planar_forward(_planar_input(x, g), weight, bias, g)  # (N, Hp*Wp, C_out)
     else:
         hp, wp, _ = grid_dims(g)
         w = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, kH*kW*C_in), taps (i, j, c)
-        buf = grid_input(x, g)  # (N*Hs*Ws + span, C_in)
-        out = _blocked_conv(buf, n * hp * wp, g, wp, w, bias)  # (N*Hs*Ws, C_out)
-    return nchw_view(out.view(n, hp, wp, c_out)[:, :ho, :wo]), buf
+        out = _blocked_conv(grid_input(x, g), n * hp * wp, g, wp, w, bias)  # (N*Hs*Ws, C_out)
+    return channels_last_copy(out.view(n, hp, wp, c_out)[:, :ho, :wo])
 
 
-def backward(
-    buf: torch.Tensor,
-    x_shape: torch.Size,
-    weight: torch.Tensor,
-    grad_out: torch.Tensor,
-    g: WindowGeometry,
-    need_x: bool,
-    need_w: bool,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of the stride-1 conv2d for x `(N, C_in, H, W)` and weight `(C_out, C_in, kH, kW)`.
+def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """dL/dW of the stride-1 conv2d: `sum over blocks G[block]^T @ cols[block]` on x's padded grid.
 
-    `buf` is the padded input grid that `forward` returned (shared-padding or, if 3-D, planar).
+    Shape:
+        x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
     """
-    n, c_in, h, w = x_shape
-    c_out, _, kh, kw = weight.shape
-    planar = buf.dim() == 3
-    if planar:  # separate padding per image plane: the same indexing with Zh, Zw = top+bottom, left+right
-        (hp, wp), (t, _, l, _) = g.padded_hw, g.pads
-        off = t * wp + l
-    else:
-        hp, wp, off = grid_dims(g)
-    ho, wo = g.out_hw
-    rows, span = n * hp * wp, tap_span(g, wp)
-    grad_x = grad_w = None
-    if need_w and planar:  # dW^T = colsT @ G over the real output positions, one GEMM per image group
+    n, c_in = x.shape[:2]
+    c_out, (kh, kw), (ho, wo) = grad_out.shape[1], g.kernel, g.out_hw
+    if c_in <= PLANAR_MAX_C_IN:  # dW^T = colsT @ G over the real output positions, one GEMM per image group
         gw_t = None
         g_rows = nhwc_view(grad_out).reshape(n * ho * wo, c_out)  # (N*H_out*W_out, C_out)
-        for n0, n1, cols_t in _planar_groups(buf, g, valid_only=True):  # (C_in*kH*kW, G*H_out*W_out)
+        for n0, n1, cols_t in _planar_groups(_planar_input(x, g), g, valid_only=True):  # (C_in*kH*kW, G*Ho*Wo)
             part = gemm(cols_t, g_rows[n0 * ho * wo : n1 * ho * wo].t())  # (C_in*kH*kW, C_out)
             gw_t = part if gw_t is None else gw_t.add_(part)
-        grad_w = gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
-    if not (need_x or (need_w and not planar)):
-        return grad_x, grad_w
-    gbuf = grad_grid(grad_out, (hp, wp), off, span)  # (span + rows + off, C_out)
-    if need_w and not planar:
-        k = kh * kw * c_in
-        strides = (c_in, g.dilation[0] * wp * c_in, g.dilation[1] * c_in, 1)
-        block = max(256, BLOCK_FLOATS // k)
-        gflat = gbuf[span : span + rows]
-        cols = buf.new_empty((min(block, rows), k))
-        gw = None
-        for p0 in range(0, rows, block):
-            b = min(block, rows - p0)
-            view = buf.as_strided((b, kh, kw, c_in), strides, buf.storage_offset() + p0 * c_in)
-            cols[:b].view(b, kh, kw, c_in).copy_(view)
-            part = gemm(gflat[p0 : p0 + b].t(), cols[:b].t())  # (C_out, K)
-            gw = part if gw is None else gw.add_(part)
-        grad_w = gw.view(c_out, kh, kw, c_in).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
-    if need_x:
-        w_flip = weight.flip(2, 3).permute(1, 2, 3, 0).reshape(c_in, -1)  # (C_in, kH*kW*C_out)
-        dxp = _blocked_conv(gbuf[off:], rows, g, wp, w_flip, None)  # (N*Hs*Ws, C_in), pixel (n, y, x) at row
-        grad_x = nchw_view(dxp.view(n, hp, wp, c_in)[:, :h, :w])  # (n*Hs + y)*Ws + x (the grid minus `off`)
-    return grad_x, grad_w
+        return gw_t.t().reshape(c_out, c_in, kh, kw).contiguous()
+    hp, wp, off = grid_dims(g)
+    rows, span = n * hp * wp, tap_span(g, wp)
+    buf = grid_input(x, g)  # (N*Hs*Ws + span, C_in)
+    gflat = grad_grid(grad_out, (hp, wp), off, span)[span : span + rows]  # (rows, C_out)
+    k = kh * kw * c_in
+    strides = (c_in, g.dilation[0] * wp * c_in, g.dilation[1] * c_in, 1)
+    block = max(256, BLOCK_FLOATS // k)
+    cols = buf.new_empty((min(block, rows), k))
+    gw = None
+    for p0 in range(0, rows, block):
+        b = min(block, rows - p0)
+        view = buf.as_strided((b, kh, kw, c_in), strides, buf.storage_offset() + p0 * c_in)
+        cols[:b].view(b, kh, kw, c_in).copy_(view)
+        part = gemm(gflat[p0 : p0 + b].t(), cols[:b].t())  # (C_out, K)
+        gw = part if gw is None else gw.add_(part)
+    return gw.view(c_out, kh, kw, c_in).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
+
+
+def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry) -> torch.Tensor:
+    """dL/dx of the stride-1 conv2d: the blocked im2col + GEMM of the upstream gradient on the grid with the
+    flipped, transposed kernel (the full correlation).
+
+    Shape:
+        grad_out: `(N, C_out, H_out, W_out)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_in, H, W)` channels_last.
+    """
+    n, c_in = grad_out.shape[0], weight.shape[1]
+    h, w = x_hw
+    hp, wp, off = grid_dims(g)
+    rows = n * hp * wp
+    gbuf = grad_grid(grad_out, (hp, wp), off, tap_span(g, wp))  # (span + rows + off, C_out)
+    w_flip = weight.flip(2, 3).permute(1, 2, 3, 0).reshape(c_in, -1)  # (C_in, kH*kW*C_out)
+    dxp = _blocked_conv(gbuf[off:], rows, g, wp, w_flip, None)  # (N*Hs*Ws, C_in), pixel (n, y, x) at row
+    return channels_last_copy(dxp.view(n, hp, wp, c_in)[:, :h, :w])  # (n*Hs + y)*Ws + x (the grid minus off)

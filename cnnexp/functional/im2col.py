@@ -7,12 +7,16 @@ Everything here works on NHWC tensors, `(N, H, W, C)` with C innermost, because 
 
 and the GEMM's output *is* the NHWC output. Only strided views and plain copies/adds are used, so
 the same code runs on CPU and CUDA.
+
+`forward`, `input_grad` and `weight_grad` are the convolution for any stride on whole-batch im2col matrices
+(`conv2d` uses them for strides > 1 and for maps too small for the padded grid of `grid_gemm`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .gemm import gemm
 from .geometry import WindowGeometry
 
 
@@ -24,6 +28,23 @@ def nhwc_view(x: torch.Tensor) -> torch.Tensor:
 def nchw_view(x: torch.Tensor) -> torch.Tensor:
     """`(N, H, W, C)` -> `(N, C, H, W)` view (channels_last strides when x is contiguous)."""
     return x.permute(0, 3, 1, 2)
+
+
+def empty_channels_last(like: torch.Tensor, shape: tuple[int, int, int, int] | torch.Size) -> torch.Tensor:
+    """An uninitialised `(N, C, H, W)` tensor of like's dtype and device with dense channels-last strides.
+
+    Not a view of anything: the custom ops return such tensors (autograd forbids in-place ops on a view that a
+    custom op returns), and their kernels write into its `nhwc_view`, which is contiguous.
+    """
+    return torch.empty(tuple(shape), dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
+
+
+def channels_last_copy(nhwc: torch.Tensor) -> torch.Tensor:
+    """`(N, H, W, C)` in any layout -> a new `(N, C, H, W)` tensor with dense channels-last strides (one copy)."""
+    n, h, w, c = nhwc.shape
+    out = empty_channels_last(nhwc, (n, c, h, w))
+    nhwc_view(out).copy_(nhwc)
+    return out
 
 
 def pad_nhwc(
@@ -100,3 +121,44 @@ def col2im_add_(gxp: torch.Tensor, cols: torch.Tensor, g: WindowGeometry) -> tor
             r0, c0 = i * dh, j * dw
             gxp[:, r0 : r0 + st_h * (ho - 1) + 1 : st_h, c0 : c0 + st_w * (wo - 1) + 1 : st_w].add_(cv[:, :, :, i, j])
     return gxp
+
+
+def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """`(C_out, C_in, kH, kW)` -> `(C_out, kH*kW*C_in)`, columns ordered like im2col's `(kH, kW, C_in)`."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry) -> torch.Tensor:
+    """conv2d at any stride: `y = im2col(pad(x)) @ W^T + bias`, one GEMM for the whole batch.
+
+    Shape:
+        x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_out, H_out, W_out)`, dense channels_last.
+    """
+    ho, wo = g.out_hw
+    y2 = gemm(im2col(pad_nhwc(x, g.pads), g), weight_matrix(weight), bias)  # (N*H_out*W_out, C_out)
+    return channels_last_copy(y2.view(x.shape[0], ho, wo, weight.shape[0]))
+
+
+def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """`dL/dW = G^T @ im2col(pad(x))`.
+
+    Shape:
+        x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
+    """
+    c_out, (kh, kw) = grad_out.shape[1], g.kernel
+    g2 = nhwc_view(grad_out).reshape(-1, c_out)  # (M, C_out)
+    gw = gemm(g2.t(), im2col(pad_nhwc(x, g.pads), g).t())  # (C_out, K), K ordered (kH, kW, C_in)
+    return gw.view(c_out, kh, kw, -1).permute(0, 3, 1, 2).contiguous()  # (C_out, C_in, kH, kW)
+
+
+def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry) -> torch.Tensor:
+    """`dL/dx = col2im(G @ W)`, unpadded.
+
+    Shape:
+        grad_out: `(N, C_out, H_out, W_out)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_in, H, W)` channels_last.
+    """
+    n, c_out, c_in = grad_out.shape[0], weight.shape[0], weight.shape[1]
+    (h, w), (hp, wp), (t, _, l, _) = x_hw, g.padded_hw, g.pads
+    g2 = nhwc_view(grad_out).reshape(-1, c_out)  # (M, C_out)
+    gxp = col2im_add_(g2.new_zeros((n, hp, wp, c_in)), gemm(g2, weight_matrix(weight).t()), g)  # (N, Hp, Wp, C_in)
+    return channels_last_copy(gxp[:, t : t + h, l : l + w])  # (N, C_in, H, W)

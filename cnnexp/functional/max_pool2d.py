@@ -17,6 +17,11 @@ autograd keeps alive anyway for the neighbouring ReLU and conv. The masks are fl
 `masked_fill` are several times slower on CPU. CPU float32 channels_last inputs (the custom conv's
 outputs) instead run the compiled kernel `native/max_pool.cpp`, one pass over the data each way, with the
 same rules (see `pool_kernel`).
+
+The forward and the backward are `torch.library` custom ops (`cnnexp::max_pool2d`,
+`cnnexp::max_pool2d_backward`) with fake implementations, so torch.compile and torch.export treat them as
+opaque nodes; backward needs x and y only (no indices), which the autograd wiring saves. Both return
+dense tensors, channels_last when x is (the custom conv's outputs), else contiguous.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import pool_kernel
-from .geometry import WindowGeometry, window_geometry
+from .geometry import WindowGeometry, op_geometry, window_geometry
 from .padding import Padding
 from .types import IntPair
 
@@ -44,61 +49,123 @@ def _pad_inf(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
     return x if t == b == l == r == 0 else F.pad(x, (l, r, t, b), value=-math.inf)
 
 
-class MaxPool2dFunction(torch.autograd.Function):
-    """y = max over each window; the gradient goes to the first arg-max in row-major window order.
+def _empty_like_layout(x: torch.Tensor, shape) -> torch.Tensor:
+    """A dense `(N, C, H', W')` tensor laid out like x: channels_last when x is channels_last-contiguous."""
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return torch.empty(tuple(shape), dtype=x.dtype, device=x.device, memory_format=fmt)
 
-    On CPU float32 channels_last inputs (the custom conv's outputs) both directions run the compiled
-    kernel `native/max_pool.cpp` (`pool_kernel`), which follows the same rules; elsewhere the taps below.
-    """
 
-    @staticmethod
-    def forward(x: torch.Tensor, geom: WindowGeometry) -> torch.Tensor:
-        if pool_kernel.usable(x):  # the same test as setup_context's
-            return pool_kernel.forward(x, geom)
-        taps = _taps(_pad_inf(x, geom.pads), geom)
-        out = taps[0].clone() if len(taps) == 1 else torch.maximum(taps[0], taps[1])
-        for tap in taps[2:]:
-            out = torch.maximum(out, tap, out=out)  # (N, C, H_out, W_out)
-        return out
+def _in_layout(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """t copied into x's layout (see `_empty_like_layout`), unless it already is dense in it."""
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return t.contiguous(memory_format=fmt)
 
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        x, geom = inputs
-        ctx.save_for_backward(x, output)
-        ctx.geom = geom
-        ctx.kernel = pool_kernel.usable(x)  # backward takes forward's path
 
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None]:
-        if not ctx.needs_input_grad[0]:
-            return None, None
-        x, out = ctx.saved_tensors
-        geom: WindowGeometry = ctx.geom
-        if ctx.kernel:
-            return pool_kernel.backward(x, out, grad_out, geom), None
-        t, _, l, _ = geom.pads
-        h, w = geom.in_hw
-        xp = _pad_inf(x, geom.pads)  # (N, C, Hp, Wp)
-        (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out_hw
-        tiles = (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == geom.padded_hw  # taps cover xp exactly once
-        gxp = torch.empty_like(xp) if tiles else torch.zeros_like(xp)
-        taps, gtaps = _taps(xp, geom), _taps(gxp, geom)
-        remaining = None  # 1.0 where no earlier tap of the window was the arg-max, else 0.0
-        for k, (tap, gtap) in enumerate(zip(taps, gtaps)):
-            if k == len(taps) - 1 and remaining is not None:
-                hit = remaining  # the maximum is somewhere: the last tap wins if no earlier one did
+def _taps_forward(x: torch.Tensor, geom: WindowGeometry) -> torch.Tensor:
+    """The elementwise maximum of the taps (any device, dtype and layout)."""
+    taps = _taps(_pad_inf(x, geom.pads), geom)
+    out = _empty_like_layout(x, (*x.shape[:2], *geom.out_hw))  # (N, C, H_out, W_out)
+    if len(taps) == 1:
+        return out.copy_(taps[0])
+    torch.maximum(taps[0], taps[1], out=out)
+    for tap in taps[2:]:
+        torch.maximum(out, tap, out=out)
+    return out
+
+
+def _taps_backward(grad_out: torch.Tensor, x: torch.Tensor, out: torch.Tensor, geom: WindowGeometry) -> torch.Tensor:
+    """The upstream gradient given to the first arg-max of each window, tap by tap (any device and dtype)."""
+    t, _, l, _ = geom.pads
+    h, w = geom.in_hw
+    xp = _pad_inf(x, geom.pads)  # (N, C, Hp, Wp)
+    (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out_hw
+    tiles = (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == geom.padded_hw  # taps cover xp exactly once
+    gxp = torch.empty_like(xp) if tiles else torch.zeros_like(xp)
+    taps, gtaps = _taps(xp, geom), _taps(gxp, geom)
+    remaining = None  # 1.0 where no earlier tap of the window was the arg-max, else 0.0
+    for k, (tap, gtap) in enumerate(zip(taps, gtaps)):
+        if k == len(taps) - 1 and remaining is not None:
+            hit = remaining  # the maximum is somewhere: the last tap wins if no earlier one did
+        else:
+            hit = torch.sub(tap, out).sign_().add_(1.0)  # 1.0 where tap == max (tap - max <= 0)
+            if remaining is None:
+                remaining = 1.0 - hit
             else:
-                hit = torch.sub(tap, out).sign_().add_(1.0)  # 1.0 where tap == max (tap - max <= 0)
-                if remaining is None:
-                    remaining = 1.0 - hit
-                else:
-                    hit.mul_(remaining)
-                    remaining.sub_(hit)
-            if tiles:
-                torch.mul(grad_out, hit, out=gtap)
-            else:
-                gtap.add_(grad_out * hit)
-        return gxp[:, :, t : t + h, l : l + w], None
+                hit.mul_(remaining)
+                remaining.sub_(hit)
+        if tiles:
+            torch.mul(grad_out, hit, out=gtap)
+        else:
+            gtap.add_(grad_out * hit)
+    return _in_layout(gxp[:, :, t : t + h, l : l + w], x)
+
+
+def _geometry(x: torch.Tensor, kernel, stride, pads) -> WindowGeometry:
+    return op_geometry(x.shape[2:], kernel, stride, pads)
+
+
+def _pool_cpu(x, kernel, stride, pads) -> torch.Tensor:
+    geom = _geometry(x, kernel, stride, pads)
+    return pool_kernel.forward(x, geom) if pool_kernel.usable(x) else _taps_forward(x, geom)
+
+
+def _pool_portable(x, kernel, stride, pads) -> torch.Tensor:
+    return _taps_forward(x, _geometry(x, kernel, stride, pads))
+
+
+max_pool2d_op = torch.library.custom_op(
+    "cnnexp::max_pool2d", _pool_portable, mutates_args=(),
+    schema="(Tensor x, int[] kernel, int[] stride, int[] pads) -> Tensor",
+)
+"""`cnnexp::max_pool2d(x, kernel, stride, pads (top, bottom, left, right))` -> y, in x's layout."""
+max_pool2d_op.register_kernel("cpu")(_pool_cpu)
+max_pool2d_op.register_kernel("cuda")(_pool_portable)
+
+
+@max_pool2d_op.register_fake
+def _pool_fake(x, kernel, stride, pads):
+    return _empty_like_layout(x, (*x.shape[:2], *_geometry(x, kernel, stride, pads).out_hw))
+
+
+def _pool_backward_cpu(grad_out, x, out, kernel, stride, pads) -> torch.Tensor:
+    geom = _geometry(x, kernel, stride, pads)
+    if pool_kernel.usable(x) and out.is_contiguous(memory_format=torch.channels_last):
+        return pool_kernel.backward(x, out, grad_out, geom)
+    return _taps_backward(grad_out, x, out, geom)
+
+
+def _pool_backward_portable(grad_out, x, out, kernel, stride, pads) -> torch.Tensor:
+    return _taps_backward(grad_out, x, out, _geometry(x, kernel, stride, pads))
+
+
+max_pool2d_backward_op = torch.library.custom_op(
+    "cnnexp::max_pool2d_backward", _pool_backward_portable, mutates_args=(),
+    schema="(Tensor grad_out, Tensor x, Tensor out, int[] kernel, int[] stride, int[] pads) -> Tensor",
+)
+"""dL/dx in x's layout from dL/dy, x and the forward's output y (the first arg-max of each window wins)."""
+max_pool2d_backward_op.register_kernel("cpu")(_pool_backward_cpu)
+max_pool2d_backward_op.register_kernel("cuda")(_pool_backward_portable)
+
+
+@max_pool2d_backward_op.register_fake
+def _pool_backward_fake(grad_out, x, out, kernel, stride, pads):
+    return _empty_like_layout(x, x.shape)
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    x, kernel, stride, pads = inputs
+    ctx.save_for_backward(x, output)
+    ctx.window = (list(kernel), list(stride), list(pads))
+
+
+def _backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+    if not ctx.needs_input_grad[0]:
+        return None, None, None, None
+    x, out = ctx.saved_tensors
+    return max_pool2d_backward_op(grad_out, x, out, *ctx.window), None, None, None
+
+
+max_pool2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def max_pool2d(
@@ -115,7 +182,7 @@ def max_pool2d(
 
     Shape:
         x: `(N, C, H, W)` -> `(N, C, H_out, W_out)`, `H_out = floor((H + top + bottom - kH) / sH) + 1`.
-        The output keeps x's memory format (channels_last stays channels_last).
+        The output is dense: channels_last when x is channels_last-contiguous, else contiguous.
 
     Example:
         >>> tuple(max_pool2d(torch.randn(1, 16, 45, 45)).shape)   # 'valid' floors 45 / 2
@@ -125,4 +192,4 @@ def max_pool2d(
         raise ValueError(f"max_pool2d: x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     stride = kernel_size if stride is None else stride
     geom = window_geometry((int(x.shape[2]), int(x.shape[3])), kernel_size, stride, padding, 1, op="max_pool2d")
-    return MaxPool2dFunction.apply(x, geom)
+    return max_pool2d_op(x, list(geom.kernel), list(geom.stride), list(geom.pads))

@@ -7,11 +7,15 @@ library in a cache folder and loads it with ctypes; tensors' memory is handed ov
 formulas are written by hand.
 
 When the kernels are not usable (not CPU float32, TorchScript tracing, no C++ compiler, a failed build or
-`CNNEXP_DIRECT_CONV=0`) the callers fall back to their pure-PyTorch paths, which compute the same thing;
+`CNNEXP_NATIVE_KERNELS=0`) the callers fall back to their pure-PyTorch paths, which compute the same thing;
 a failed build says why once, as a warning.
 
+The kernels run inside the custom ops' CPU implementations (`conv2d`, `max_pool2d`), which torch.compile and
+torch.export treat as opaque: the library is looked up (and built) on the first eager call, never traced.
+
 Environment:
-    CNNEXP_DIRECT_CONV: `0` turns the compiled kernels off.
+    CNNEXP_NATIVE_KERNELS: `0` turns the compiled kernels (conv and pool) off; `CNNEXP_DIRECT_CONV`, its
+        old name, is still read when the new one is not set.
     CNNEXP_KERNEL_CACHE: where the built library goes (default `~/.cache/cnnexp/kernels`).
     CNNEXP_KERNEL_FLAGS: compiler flags instead of the defaults (e.g. `-O3 -mavx2 -mfma -fopenmp`).
     CXX: the C++ compiler (default `c++`, then `g++`).
@@ -35,7 +39,8 @@ import torch
 NATIVE = Path(__file__).with_name("native")
 SOURCES = tuple(sorted(NATIVE.glob("*.cpp")))
 HEADERS = tuple(sorted(NATIVE.glob("*.h")))  # part of the cache key, not compiled on their own
-SWITCH = "CNNEXP_DIRECT_CONV"
+SWITCH = "CNNEXP_NATIVE_KERNELS"
+SWITCH_ALIASES = ("CNNEXP_DIRECT_CONV",)  # old names of SWITCH, read when it is not set
 FLAGS_ENV = "CNNEXP_KERNEL_FLAGS"
 FLAG_SETS = (  # tried in order: the first that compiles is used (CNNEXP_KERNEL_FLAGS replaces them all)
     ["-O3", "-march=native", "-fopenmp"],
@@ -128,10 +133,18 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+def switched_off() -> bool:
+    """True when `CNNEXP_NATIVE_KERNELS` (or its old name `CNNEXP_DIRECT_CONV`) is 0 / false / no / off."""
+    for name in (SWITCH, *SWITCH_ALIASES):
+        if name in os.environ:
+            return os.environ[name].strip().lower() in {"0", "false", "no", "off"}
+    return False
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, or None when it is switched off or cannot be built (warns once)."""
-    if os.environ.get(SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
+    if switched_off():
         return None
     try:
         return _bind(ctypes.CDLL(str(build())))

@@ -8,7 +8,7 @@ import torch
 
 from . import native_kernels
 from .geometry import WindowGeometry
-from .im2col import nchw_view, nhwc_view
+from .im2col import empty_channels_last, nhwc_view
 
 
 def usable(x: torch.Tensor) -> bool:
@@ -25,10 +25,10 @@ def _geometry_args(x_shape: torch.Size, g: WindowGeometry) -> list[int]:
 def forward(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     """Shape: x `(N, C, H, W)` channels_last -> `(N, C, H_out, W_out)` channels_last."""
     xh = nhwc_view(x)  # (N, H, W, C), contiguous
-    y = xh.new_empty((x.shape[0], *g.out_hw, x.shape[1]))
-    native_kernels.library().cnnexp_max_pool(xh.data_ptr(), y.data_ptr(), *_geometry_args(x.shape, g),
+    y = empty_channels_last(x, (*x.shape[:2], *g.out_hw))
+    native_kernels.library().cnnexp_max_pool(xh.data_ptr(), nhwc_view(y).data_ptr(), *_geometry_args(x.shape, g),
                                              torch.get_num_threads())
-    return nchw_view(y)
+    return y
 
 
 def backward(x: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
@@ -36,9 +36,9 @@ def backward(x: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor, g: Window
     xh, yh = nhwc_view(x), nhwc_view(y)
     gy = nhwc_view(grad_out).contiguous()  # (N, H_out, W_out, C); no copy when already channels_last
     assert xh.is_contiguous() and yh.is_contiguous()
-    gx = torch.empty_like(xh)
+    gx = empty_channels_last(x, x.shape)
     native_kernels.library().cnnexp_max_pool_backward(
-        xh.data_ptr(), yh.data_ptr(), gy.data_ptr(), gx.data_ptr(), *_geometry_args(x.shape, g),
+        xh.data_ptr(), yh.data_ptr(), gy.data_ptr(), nhwc_view(gx).data_ptr(), *_geometry_args(x.shape, g),
         torch.get_num_threads(),
     )
-    return nchw_view(gx)
+    return gx

@@ -7,6 +7,8 @@ one `model_step` shared by train, validation and test; torchmetrics accuracy; cr
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -43,6 +45,8 @@ class ImageClassifier(L.LightningModule):
             sweeps and the saved hyperparameters say `model.conv_impl`; the net config interpolates it.
         init: the weight initialisation scheme of the net ("keras" | "torch"), recorded the same way.
         dropout: the rate of the net's Dropout layer (`model.dropout`, 0 = none), recorded the same way.
+        compile: `torch.compile` the net in place (`fullgraph=True`; `model.compile=true`); the state dict keeps
+            its keys, so checkpoints load into an uncompiled net (`cnnexp.load_model`) as before.
 
     Shape:
         - Input: `(N, C, H, W)` float32 (0..255 when the net starts with a Rescaling layer).
@@ -50,12 +54,14 @@ class ImageClassifier(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
-                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0) -> None:
+                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0, compile: bool = False) -> None:
         super().__init__()
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True); the run's
         # saved config (config_resolved.yaml) describes the net, optimizer and scheduler.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
+        if compile:
+            net.compile(fullgraph=True)  # cnnexp's conv and pool are torch.library ops: one graph, no breaks
         self.optimizer_factory = optimizer
         self.scheduler_factory = None if scheduler is None or (isinstance(scheduler, Mapping) and not scheduler) \
             else scheduler
@@ -70,6 +76,26 @@ class ImageClassifier(L.LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run keeps its best
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = None, hparams_file: Any = None,
+                             strict: bool | None = None, **kwargs: Any) -> ImageClassifier:
+        """Lightning's `load_from_checkpoint` (of a checkpoint or a run folder); the net comes from the run's config.
+
+        A checkpoint keeps only plain hyperparameters, so unless `net=` / `optimizer=` are passed, the network is
+        rebuilt from the run's saved config as `cnnexp.load_model` does, and the optimizer is
+        `functools.partial(torch.optim.Adam)` (pass `optimizer=` to resume training with another).
+        """
+        from cnnexp.deploy import _instantiate_net, find_checkpoint
+
+        if isinstance(checkpoint_path, (str, os.PathLike)):
+            checkpoint_path = find_checkpoint(checkpoint_path)  # a run folder means its best checkpoint
+        if "net" not in kwargs:
+            from cnnexp.evaluate import load_run_config
+
+            kwargs["net"] = _instantiate_net(load_run_config(checkpoint_path).model.net)
+        kwargs.setdefault("optimizer", functools.partial(torch.optim.Adam))
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits `(N, K)` for images `(N, C, H, W)`."""

@@ -1,4 +1,5 @@
-"""Import weights that Keras 3 saved (`model.save_weights("x.weights.h5")` or `model.save("x.keras")`).
+"""Import weights that Keras 3 saved (`model.save_weights("x.weights.h5")` or `model.save("x.keras")`), and export
+them the other way (`save_keras_weights`: a `.weights.h5` file that `keras_model.load_weights` reads).
 
 Keras 3's HDF5 layout keys each layer by its snake-case class name and its rank among the model's layers
 of that class (conv2d, conv2d_1, ..., dense, dense_1, ...), whatever names the user gave:
@@ -124,3 +125,43 @@ def load_keras_weights(model: KerasSequential, path: str | Path) -> None:
             layer.weight.copy_(_to_torch_layout(layer, kernel))
             if rest:
                 layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(rest[0])))
+
+
+def _to_keras_layout(layer: Layer) -> np.ndarray:
+    w = layer.weight.detach().cpu()
+    k = w.permute(2, 3, 1, 0) if isinstance(layer, Conv2D) else w.t()  # (kH, kW, C_in, C_out) | (in, out)
+    return np.ascontiguousarray(k.numpy(), dtype=np.float32)
+
+
+def save_keras_weights(model: KerasSequential, path: str | Path) -> Path:
+    """Write `model`'s weights as a Keras 3 `.weights.h5` file, the reverse of `load_keras_weights`.
+
+    The Keras model must have the same layers (e.g. the lecture's `keras.Sequential`, built for the same input
+    shape and class count): `keras_model.load_weights(path)` then gives the same logits, on channels-last input.
+    Written to a temporary file and renamed, so a failed write leaves no partial file.
+
+    Raises:
+        ConfigError: the file name does not end in `.weights.h5` (Keras 3 refuses other names), or a layer with
+            parameters has no Keras mapping.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ConfigError(f"{path}: Keras 3 loads weights only from files named *.weights.h5. "
+                          f"Fix: name it {path.name.split('.')[0]}.weights.h5")
+    ours = [layer for layer in model.layers if any(True for _ in layer.parameters())]
+    for layer in ours:
+        _keras_shapes(layer)  # raises for a layer without a Keras mapping
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            for layer in ours:
+                group = f.create_group(f"layers/{layer.name}/vars")
+                group.create_dataset("0", data=_to_keras_layout(layer))
+                if layer.bias is not None:
+                    group.create_dataset("1", data=layer.bias.detach().cpu().numpy().astype(np.float32))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -109,7 +109,8 @@ def test_compiled_kernel_equals_the_tap_path(shape, kernel, stride, padding, tie
     torch.testing.assert_close(y, y_taps, rtol=0, atol=0)
     upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
     (y * upstream).sum().backward()
-    (y_taps * upstream).sum().backward()
+    with native_kernels.disabled():  # each op picks its path where it runs: the taps' backward too
+        (y_taps * upstream).sum().backward()
     assert calls == [1]
     torch.testing.assert_close(x.grad, x_taps.grad, rtol=1e-6, atol=1e-6)  # overlapping windows: sum order
 

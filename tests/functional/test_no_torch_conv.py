@@ -1,51 +1,71 @@
-"""The custom conv never dispatches a torch convolution op, and its backward is the hand-written one."""
+"""The custom conv and pool never dispatch a torch convolution or pooling op, and their backward is the hand-written
+one (the `cnnexp::` custom ops, see cnnexp/functional/conv2d.py and max_pool2d.py)."""
 
 from __future__ import annotations
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from cnnexp.functional import conv2d, conv2d_torch
+from cnnexp.functional import conv2d, conv2d_torch, max_pool2d
+
+CPU = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)
 
 
 class OpRecorder(TorchDispatchMode):
-    """Records the name of every aten op dispatched while active."""
+    """Records `namespace::name` of every op dispatched while active, also the ops *inside* cnnexp's custom ops.
+
+    A mode does not see the ops that run inside an op it intercepted; for a `cnnexp::` op the recorder therefore
+    calls the op's CPU kernel itself, with the mode active again, so that everything the kernel dispatches is
+    recorded too.
+    """
 
     def __init__(self):
         super().__init__()
         self.ops: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func.overloadpacket.__name__))
+        self.ops.append(f"{func.namespace}::{func.overloadpacket.__name__}")
+        if func.namespace == "cnnexp":
+            with self:
+                return func.redispatch(CPU, *args, **(kwargs or {}))
         return func(*args, **(kwargs or {}))
 
 
-def conv_ops_dispatched(conv) -> tuple[list[str], list[str]]:
+def ops_dispatched(conv, pool=None) -> list[str]:
     x = torch.randn(2, 3, 9, 9, requires_grad=True)
     w = torch.randn(4, 3, 3, 3, requires_grad=True)
     b = torch.randn(4, requires_grad=True)
+    w2 = torch.randn(16, 4, 3, 3, requires_grad=True)
     with OpRecorder() as rec:
-        y = conv(x, w, b, stride=2, padding="same")
+        y = conv(x, w, b, stride=2, padding="same")  # the strided (im2col) path
+        y = conv(y, w2, None, padding="same")  # stride 1, 4 -> 16 channels: the grid path (compiled kernel)
+        y = pool(y, 2) if pool is not None else y
         y.square().sum().backward()
-    return rec.ops, [op for op in rec.ops if "conv" in op.lower()]
+    return rec.ops
 
 
-def test_custom_conv_dispatches_no_convolution_op():
-    ops, conv_ops = conv_ops_dispatched(conv2d)
-    assert ops, "the recorder saw nothing"
-    assert conv_ops == []
-    assert any(op in ("mm", "addmm", "_linear_pointwise") for op in ops)  # it is GEMMs
+def torch_conv_or_pool(ops: list[str]) -> list[str]:
+    return [op for op in ops if op.startswith("aten::") and ("conv" in op or "pool" in op)]
 
 
-def test_recorder_does_see_torch_convolutions():
-    _, conv_ops = conv_ops_dispatched(conv2d_torch)
-    assert any(op.startswith("convolution") for op in conv_ops), conv_ops
+def test_custom_conv_and_pool_dispatch_no_torch_convolution_or_pooling_op():
+    ops = ops_dispatched(conv2d, max_pool2d)
+    assert torch_conv_or_pool(ops) == []
+    for op in ("conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_backward"):
+        assert f"cnnexp::{op}" in ops, ops  # the custom ops ran, forward and the hand-written backward
+    assert any(op in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise") for op in ops)  # the im2col GEMM
 
 
-def test_backward_graph_is_the_custom_function_only():
+def test_recorder_does_see_torch_convolutions_and_pooling():
+    ops = ops_dispatched(conv2d_torch, lambda t, k: torch.nn.functional.max_pool2d(t, k))
+    assert any(op.startswith("aten::convolution") for op in torch_conv_or_pool(ops)), ops
+    assert any("max_pool2d" in op for op in torch_conv_or_pool(ops)), ops
+
+
+def test_backward_graph_is_the_custom_op_only():
     x = torch.randn(1, 2, 5, 5, requires_grad=True)
     w = torch.randn(3, 2, 3, 3, requires_grad=True)
     y = conv2d(x, w, padding="same")
-    assert "Conv2dFunction" in type(y.grad_fn).__name__
+    assert "cnnexp_conv2d" in type(y.grad_fn).__name__
     parents = [fn for fn, _ in y.grad_fn.next_functions if fn is not None]
     assert parents and all(type(fn).__name__ == "AccumulateGrad" for fn in parents)
