@@ -90,6 +90,8 @@ def pool_geometry(
     for name, v in (("kernel_size", k), ("stride", s), ("dilation", d)):
         if min(v) < 1:
             raise ValueError(f"{op}: {name} must be >= 1 on both axes, got {v}")
+    if isinstance(padding, str) and padding.lower() == "valid":
+        padding = 0  # no padding; so ceil_mode applies as with torch's default padding=0
     if isinstance(padding, str):
         if ceil_mode:
             raise ValueError(f"{op}: ceil_mode applies to numeric padding, not {padding!r}; pass one of them")
