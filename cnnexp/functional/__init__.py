@@ -1,5 +1,8 @@
 """Pure tensor functions: the custom conv2d (hand-written backward), its references, max pooling, padding.
 
+Also from scratch with hand-written backward: torch's grouped/depthwise conv (`conv2d(..., groups=)`),
+`avg_pool2d`, global pooling, `batch_norm` and nn.Conv2d's padding modes (`pad2d`).
+
 `CONV_IMPLS` maps the `conv_impl` names used by layers and configs to the functions:
 `"custom"` (the hand-written autograd Function), `"naive"` (the lecture's loop) and `"torch"`
 (F.conv2d, the baseline). All three share one signature:
@@ -12,10 +15,14 @@ from collections.abc import Callable
 
 import torch
 
+from .avg_pool2d import avg_pool2d
+from .batch_norm import batch_norm
 from .conv2d import conv2d
 from .conv2d_naive import conv2d_naive
 from .conv2d_torch import conv2d_torch
+from .global_pool import global_avg_pool2d, global_max_pool2d
 from .max_pool2d import max_pool2d
+from .pad_modes import PAD_MODES, pad2d
 from .padding import conv_output_size, resolve_padding, same_padding
 from .types import IntPair, pair
 
@@ -39,12 +46,18 @@ def get_conv2d(impl: str) -> ConvFn:
 __all__ = [
     "CONV_IMPLS",
     "IntPair",
+    "PAD_MODES",
+    "avg_pool2d",
+    "batch_norm",
     "conv2d",
     "conv2d_naive",
     "conv2d_torch",
     "conv_output_size",
     "get_conv2d",
+    "global_avg_pool2d",
+    "global_max_pool2d",
     "max_pool2d",
+    "pad2d",
     "pair",
     "resolve_padding",
     "same_padding",

@@ -44,6 +44,7 @@ from . import grid_direct, grid_gemm, im2col
 from .autocast import autocast_operands
 from .im2col import empty_channels_last
 from .geometry import WindowGeometry, check_same_dtype, conv_geometry, op_geometry
+from .grouped_conv2d import conv2d_grouped
 from .padding import Padding
 from .types import IntPair
 
@@ -182,6 +183,7 @@ def conv2d(
     stride: IntPair = 1,
     padding: Padding = "valid",
     dilation: IntPair = 1,
+    groups: int = 1,
 ) -> torch.Tensor:
     """2-D cross-correlation (a deep-learning "convolution") with a hand-written backward.
 
@@ -193,6 +195,8 @@ def conv2d(
         padding: `"valid"`, `"same"` (TensorFlow/Keras rule at any stride and dilation, odd pixel at the
             bottom/right), an int, or `(pH, pW)`.
         dilation: spacing between kernel taps, int or `(dH, dW)`.
+        groups: torch's grouped convolution (`groups = C_in`: depthwise); with `groups != 1` or an
+            unbatched `(C_in, H, W)` input the call goes to `grouped_conv2d.conv2d_grouped`.
 
     Shape:
         x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)`; bias: `(C_out,)`.
@@ -209,6 +213,8 @@ def conv2d(
         >>> tuple(y.shape)
         (2, 16, 8, 8)
     """
+    if groups != 1 or x.dim() == 3:  # torch's grouped / unbatched forms (grouped_conv2d.py)
+        return conv2d_grouped(x, weight, bias, stride, padding, dilation, groups)
     geom = conv_geometry(x, weight, bias, stride, padding, dilation, op="conv2d")
     (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # mixed precision: one dtype throughout
     check_same_dtype("conv2d", x, weight=weight, bias=bias)

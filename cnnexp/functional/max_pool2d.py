@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from . import pool_kernel
 from .geometry import WindowGeometry, op_geometry, window_geometry
+from .max_pool_indices import max_pool2d_indices, uses_torch_args
 from .padding import Padding
 from .types import IntPair
 
@@ -169,8 +170,14 @@ max_pool2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def max_pool2d(
-    x: torch.Tensor, kernel_size: IntPair = 2, stride: IntPair | None = None, padding: Padding = "valid"
-) -> torch.Tensor:
+    x: torch.Tensor,
+    kernel_size: IntPair = 2,
+    stride: IntPair | None = None,
+    padding: Padding = "valid",
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Max over each `kernel_size` window, Keras-style (see the module docstring for the tie rule).
 
     Args:
@@ -179,6 +186,9 @@ def max_pool2d(
         stride: step of the window; None (the default) means `kernel_size`, as in Keras.
         padding: `"valid"` (floor: incomplete windows are dropped), `"same"` (pad with -inf by the
             TensorFlow rule, output `ceil(H / stride)`), or explicit int / `(pH, pW)` -inf padding.
+        dilation, ceil_mode, return_indices: torch's; when any is used, or the input is unbatched
+            `(C, H, W)`, or an argument has a torch-only form (a 1-tuple, `stride=()`), the call goes to
+            `max_pool_indices.max_pool2d_indices` (torch's full contract, including its padding limit).
 
     Shape:
         x: `(N, C, H, W)` -> `(N, C, H_out, W_out)`, `H_out = floor((H + top + bottom - kH) / sH) + 1`.
@@ -188,6 +198,8 @@ def max_pool2d(
         >>> tuple(max_pool2d(torch.randn(1, 16, 45, 45)).shape)   # 'valid' floors 45 / 2
         (1, 16, 22, 22)
     """
+    if uses_torch_args(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+        return max_pool2d_indices(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
     if x.dim() != 4:
         raise ValueError(f"max_pool2d: x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     stride = kernel_size if stride is None else stride

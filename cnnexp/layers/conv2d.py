@@ -24,6 +24,8 @@ class Conv2D(Layer):
         activation: a name from `cnnexp.layers.activations` or None (linear).
         use_bias: add a learned bias per output channel.
         conv_impl: "custom" (hand-written backward, default), "naive" (lecture loops) or "torch" (baseline).
+        padding_mode: what the padding holds, as nn.Conv2d: "zeros" (default, Keras), "reflect",
+            "replicate" or "circular" (`cnnexp.functional.pad2d`, then a 'valid' conv).
 
     Shape:
         input (N, C_in, H, W) -> output (N, filters, H_out, W_out),
@@ -48,6 +50,7 @@ class Conv2D(Layer):
         activation: str | None = None,
         use_bias: bool = True,
         conv_impl: str = "custom",
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         self.filters = positive_int("Conv2D", "filters", filters)
@@ -58,6 +61,7 @@ class Conv2D(Layer):
         self.activation = activations.canonical_name(activation)
         self.use_bias = bool(use_bias)
         self.conv_impl = conv_impl
+        self.padding_mode = choice("Conv2D", "padding_mode", padding_mode, cf.PAD_MODES)
 
     @property
     def conv_impl(self) -> str:
@@ -80,11 +84,16 @@ class Conv2D(Layer):
         """(N, C_in, H, W) -> (N, filters, H_out, W_out)."""
         self.check_built()
         conv = cf.get_conv2d(self._conv_impl)
-        y = conv(x, self.weight, self.bias, stride=self.strides, padding=self.padding, dilation=self.dilation_rate)
+        padding = self.padding
+        if self.padding_mode != "zeros":  # pad with the mode here, then a 'valid' conv
+            pads = cf.resolve_padding(padding, tuple(x.shape[-2:]), self.kernel_size, self.strides, self.dilation_rate)
+            x, padding = cf.pad2d(x, pads, self.padding_mode), "valid"
+        y = conv(x, self.weight, self.bias, stride=self.strides, padding=padding, dilation=self.dilation_rate)
         return activations.get(self.activation)(y)
 
     def extra_repr(self) -> str:
         c_in = self.input_shape[0] if self.input_shape else "?"
         return (f"{c_in}, {self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
                 f"padding={self.padding!r}, dilation_rate={self.dilation_rate}, activation={self.activation!r}, "
-                f"use_bias={self.use_bias}, conv_impl={self._conv_impl!r}")
+                f"use_bias={self.use_bias}, conv_impl={self._conv_impl!r}"
+                + (f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""))

@@ -8,6 +8,11 @@ of that class (conv2d, conv2d_1, ..., dense, dense_1, ...), whatever names the u
     layers/conv2d/vars/1   bias   (C_out,)
     layers/dense/vars/0    kernel (in, out)              ->  cnnexp Dense.weight (out, in)
     layers/dense/vars/1    bias   (out,)
+    layers/depthwise_conv2d/vars/0   kernel (kH, kW, C_in, m)  ->  DepthwiseConv2D.weight (C_in*m, 1, kH, kW)
+    layers/separable_conv2d/vars/0,1,2   depthwise kernel (kH, kW, C_in, m), pointwise kernel
+                                         (1, 1, C_in*m, filters) -> (filters, C_in*m, 1, 1), bias
+    layers/batch_normalization/vars/0..3 gamma, beta, moving_mean, moving_variance (C,)  (as present:
+                                         scale=False drops gamma, center=False beta)
 
 KerasSequential names its layers the same way, so layers match by name. A `.keras` file is a zip archive
 whose `model.weights.h5` member has this layout. Only numeric arrays are read (h5py); nothing is unpickled.
@@ -18,14 +23,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from cnnexp.errors import ConfigError, DataError, ShapeError
-from cnnexp.layers import Conv2D, Dense, Layer
+from cnnexp.layers import BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Layer, SeparableConv2D
+from cnnexp.models.summary import weight_counts
 
 if TYPE_CHECKING:
     from cnnexp.models.sequential import KerasSequential
@@ -76,20 +83,50 @@ def read_keras_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
     return _read_h5(str(path), str(path))
 
 
-def _keras_shapes(layer: Layer) -> list[tuple[int, ...]]:
-    """The shapes Keras stores for `layer`: kernel in Keras layout, then bias if any."""
+class KerasVar(NamedTuple):
+    """One Keras variable of a layer: the cnnexp tensor it fills, its shape in Keras's layout, the conversion of
+    a Keras array (as a tensor) to the cnnexp layout, and the reverse (for `save_keras_weights`)."""
+
+    target: torch.Tensor
+    keras_shape: tuple[int, ...]
+    convert: Callable[[torch.Tensor], torch.Tensor]
+    to_keras: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _same(t: torch.Tensor) -> KerasVar:
+    return KerasVar(t, tuple(t.shape), lambda k: k, lambda w: w)
+
+
+def _conv_kernel(t: torch.Tensor) -> KerasVar:
+    """(C_out, C_in, kH, kW) <- Keras (kH, kW, C_in, C_out); also SeparableConv2D's 1x1 pointwise kernel."""
+    return KerasVar(t, tuple(t.permute(2, 3, 1, 0).shape), lambda k: k.permute(3, 2, 0, 1),
+                    lambda w: w.permute(2, 3, 1, 0))
+
+
+def _depthwise_kernel(t: torch.Tensor, c_in: int) -> KerasVar:
+    """(C_in * m, 1, kH, kW), channel c * m + k <- Keras (kH, kW, C_in, m)."""
+    kh, kw = t.shape[2:]
+    m = t.shape[0] // c_in
+    return KerasVar(t, (kh, kw, c_in, m), lambda k: k.permute(2, 3, 0, 1).reshape(t.shape),
+                    lambda w: w.reshape(c_in, m, kh, kw).permute(2, 3, 0, 1))
+
+
+def _keras_vars(layer: Layer) -> list[KerasVar]:
+    """The variables Keras stores for `layer`, in Keras's order (vars/0, vars/1, ...)."""
+    bias = [_same(layer.bias)] if getattr(layer, "bias", None) is not None else []
+    if isinstance(layer, SeparableConv2D):
+        return [_depthwise_kernel(layer.depthwise_weight, layer.input_shape[0]),
+                _conv_kernel(layer.pointwise_weight), *bias]
+    if isinstance(layer, DepthwiseConv2D):
+        return [_depthwise_kernel(layer.weight, layer.input_shape[0]), *bias]
     if isinstance(layer, Conv2D):
-        kernel = tuple(layer.weight.permute(2, 3, 1, 0).shape)  # (kH, kW, C_in, C_out)
-    elif isinstance(layer, Dense):
-        kernel = tuple(layer.weight.t().shape)  # (in, out)
-    else:
-        raise ConfigError(f"layer {layer.label} has parameters but no Keras weight mapping")
-    return [kernel] + ([tuple(layer.bias.shape)] if layer.bias is not None else [])
-
-
-def _to_torch_layout(layer: Layer, kernel: np.ndarray) -> torch.Tensor:
-    k = torch.from_numpy(np.ascontiguousarray(kernel))
-    return k.permute(3, 2, 0, 1) if isinstance(layer, Conv2D) else k.t()  # (C_out, C_in, kH, kW) | (out, in)
+        return [_conv_kernel(layer.weight), *bias]
+    if isinstance(layer, Dense):
+        return [KerasVar(layer.weight, tuple(layer.weight.t().shape), lambda k: k.t(), lambda w: w.t()), *bias]
+    if isinstance(layer, BatchNormalization):  # gamma, beta, moving mean, moving variance
+        gamma = [_same(layer.weight)] if layer.weight is not None else []
+        return [*gamma, *bias, _same(layer.moving_mean), _same(layer.moving_variance)]
+    raise ConfigError(f"layer {layer.label} has weights but no Keras weight mapping")
 
 
 def _describe(shapes: dict[str, list[tuple[int, ...]]]) -> str:
@@ -106,8 +143,9 @@ def load_keras_weights(model: KerasSequential, path: str | Path) -> None:
         DataError: unreadable file. ConfigError: the layer lists differ. ShapeError: a weight's shape differs.
     """
     stored = read_keras_weights(path)
-    ours = {layer.name: layer for layer in model.layers if any(True for _ in layer.parameters())}
-    expected = {name: _keras_shapes(layer) for name, layer in ours.items()}
+    ours = {layer.name: layer for layer in model.layers if sum(weight_counts(layer))}
+    variables = {name: _keras_vars(layer) for name, layer in ours.items()}
+    expected = {name: [v.keras_shape for v in vs] for name, vs in variables.items()}
     found = {name: [tuple(a.shape) for a in arrays] for name, arrays in stored.items()}
     if set(found) != set(expected):
         raise ConfigError(
@@ -120,17 +158,9 @@ def load_keras_weights(model: KerasSequential, path: str | Path) -> None:
                              f"needs {shapes} (Keras layout); build the model for the same input_shape, "
                              f"num_classes and layer sizes")
     with torch.no_grad():
-        for name, layer in ours.items():
-            kernel, *rest = stored[name]
-            layer.weight.copy_(_to_torch_layout(layer, kernel))
-            if rest:
-                layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(rest[0])))
-
-
-def _to_keras_layout(layer: Layer) -> np.ndarray:
-    w = layer.weight.detach().cpu()
-    k = w.permute(2, 3, 1, 0) if isinstance(layer, Conv2D) else w.t()  # (kH, kW, C_in, C_out) | (in, out)
-    return np.ascontiguousarray(k.numpy(), dtype=np.float32)
+        for name, vs in variables.items():
+            for v, array in zip(vs, stored[name]):
+                v.target.copy_(v.convert(torch.from_numpy(np.ascontiguousarray(array))))
 
 
 def save_keras_weights(model: KerasSequential, path: str | Path) -> Path:
@@ -150,17 +180,15 @@ def save_keras_weights(model: KerasSequential, path: str | Path) -> Path:
     if not path.name.endswith(".weights.h5"):
         raise ConfigError(f"{path}: Keras 3 loads weights only from files named *.weights.h5. "
                           f"Fix: name it {path.name.split('.')[0]}.weights.h5")
-    ours = [layer for layer in model.layers if any(True for _ in layer.parameters())]
-    for layer in ours:
-        _keras_shapes(layer)  # raises for a layer without a Keras mapping
+    variables = {layer.name: _keras_vars(layer) for layer in model.layers if sum(weight_counts(layer))}
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            for layer in ours:
-                group = f.create_group(f"layers/{layer.name}/vars")
-                group.create_dataset("0", data=_to_keras_layout(layer))
-                if layer.bias is not None:
-                    group.create_dataset("1", data=layer.bias.detach().cpu().numpy().astype(np.float32))
+            for name, vs in variables.items():
+                group = f.create_group(f"layers/{name}/vars")
+                for i, v in enumerate(vs):
+                    array = v.to_keras(v.target.detach().cpu()).numpy()
+                    group.create_dataset(str(i), data=np.ascontiguousarray(array, dtype=np.float32))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

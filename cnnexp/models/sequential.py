@@ -126,8 +126,11 @@ class KerasSequential(nn.Module):
             layer.reset_parameters(self.init)
 
     def count_params(self) -> int:
-        """Number of parameters (Keras's `count_params`)."""
-        return sum(p.numel() for p in self.parameters())
+        """Number of weights, Keras's `count_params`: parameters plus buffers (BatchNormalization's moving
+        statistics, which Keras counts as non-trainable parameters)."""
+        from cnnexp.models.summary import weight_counts
+
+        return sum(weight_counts(self))
 
     def summary(self) -> str:
         """Keras-like table: layer name (type), output shape, parameters; then the totals."""

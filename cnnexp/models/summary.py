@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from torch import nn
+
 if TYPE_CHECKING:
     from cnnexp.models.sequential import KerasSequential
+
+
+def weight_counts(module: nn.Module) -> tuple[int, int]:
+    """(trainable, non-trainable) weight counts as Keras counts them: parameters that require grad, then
+    frozen parameters plus buffers (BatchNormalization's moving mean and variance are Keras weights too)."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    return trainable, frozen + sum(b.numel() for b in module.buffers())
 
 
 def _shape(shape: tuple[int, ...] | None) -> str:
@@ -27,7 +37,7 @@ def summary(model: KerasSequential) -> str:
     """
     rows = [("Layer (type)", "Output Shape", "Param #")]
     for layer in model.layers:
-        n = sum(p.numel() for p in layer.parameters())
+        n = sum(weight_counts(layer))
         rows.append((f"{layer.name} ({type(layer).__name__})", _shape(layer.output_shape), f"{n:,}"))
     w0 = max(len(r[0]) for r in rows) + 2
     w1 = max(len(r[1]) for r in rows) + 2
@@ -37,8 +47,7 @@ def summary(model: KerasSequential) -> str:
              f"conv_impl={model.conv_impl}, init={model.init}", rule]
     lines += [f"{a:<{w0}}{b:<{w1}}{c:>{w2}}" for a, b, c in rows]
     lines.insert(3, rule)  # under the header row
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lines += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}"]
+    trainable, frozen = weight_counts(model)
+    lines += [rule, f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {frozen:,}"]
     return "\n".join(lines)

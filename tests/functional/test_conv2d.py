@@ -141,7 +141,7 @@ def test_channels_last_and_noncontiguous_inputs():
         ({}, ((1, 3, 5, 5), (2, 4, 3, 3)), "channels"),
         ({}, ((1, 3, 4, 4), (2, 3, 5, 5)), "kernel_size"),
         ({"dilation": 3}, ((1, 3, 6, 6), (2, 3, 3, 3)), "kernel_size"),
-        ({}, ((3, 5, 5), (2, 3, 3, 3)), "4-D"),
+        ({}, ((5, 5), (2, 3, 3, 3)), "4-D"),  # (C, H, W) is torch's unbatched form, valid since groups came
         ({}, ((1, 3, 5, 5), (2, 3, 0, 3)), "kernel_size"),
     ],
 )

@@ -188,3 +188,100 @@ def test_keras_parity_for_strided_same_padding_dilation_and_activations(tmp_path
         tuple(np.roll(layer.output.shape[1:], 1)) for layer in km.layers[1:6]]  # same shapes, channels-first
     logits = net(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+# The layers a CNN course adds after the lecture's: each spec is one Sequential on both sides.
+NEW_LAYER_SPECS = {
+    "bn-depthwise-separable-avg-gap": [
+        ("Conv2D", "Conv2D", dict(filters=4, kernel_size=3, padding="same", use_bias=False)),
+        ("BatchNormalization", "BatchNormalization", dict(momentum=0.9, epsilon=1e-3)),
+        ("DepthwiseConv2D", "DepthwiseConv2D",
+         dict(kernel_size=3, strides=2, padding="same", depth_multiplier=2, activation="relu")),
+        ("SeparableConv2D", "SeparableConv2D",
+         dict(filters=5, kernel_size=(3, 2), padding="same", depth_multiplier=2, dilation_rate=2)),
+        ("BatchNormalization", "BatchNormalization", dict(center=False)),
+        # 'same' with even padding: the border is left out of the mean. (With an odd total, Keras's torch backend
+        # pads with edge copies and averages them, unlike TensorFlow and cnnexp: docs/functional.md.)
+        ("AveragePooling2D", "AveragePooling2D", dict(pool_size=3, strides=1, padding="same")),
+        ("GlobalAveragePooling2D", "GlobalAveragePooling2D", {}),
+        ("Dense", "Dense", dict(units=4)),
+    ],
+    "avg-valid-gmp-keepdims": [
+        ("SeparableConv2D", "SeparableConv2D", dict(filters=6, kernel_size=3, strides=2, use_bias=False)),
+        ("BatchNormalization", "BatchNormalization", dict(scale=False, epsilon=0.01)),
+        ("AveragePooling2D", "AveragePooling2D", dict(pool_size=(2, 1))),
+        ("DepthwiseConv2D", "DepthwiseConv2D", dict(kernel_size=(1, 2), use_bias=False)),
+        ("GlobalMaxPooling2D", "GlobalMaxPooling2D", dict(keepdims=True)),
+        ("Flatten", "Flatten", {}),
+        ("Dense", "Dense", dict(units=4)),
+    ],
+}
+
+
+def _keras_and_ours(keras, spec, h=15, w=13, c=3, seed=4):
+    """The Keras model of `spec` with random non-default weights (BatchNormalization's moving statistics too),
+    saved, and the cnnexp model with the file loaded."""
+    import cnnexp.layers as cl
+
+    keras.utils.set_random_seed(seed)
+    km = keras.Sequential([keras.Input((h, w, c))] + [getattr(keras.layers, k)(**kw) for _, k, kw in spec])
+    rng = np.random.default_rng(seed)
+    for layer in km.layers:
+        for v in layer.weights:
+            if any(s in v.path for s in ("bias", "beta", "gamma", "moving_mean")):
+                v.assign(rng.normal(size=tuple(v.shape)))
+            elif "moving_variance" in v.path:
+                v.assign(rng.uniform(0.5, 2.0, size=tuple(v.shape)))
+    ours = [getattr(cl, name)(**kw) for name, _, kw in spec]
+    ours[-1].units = None  # the output layer: sized from num_classes
+    return km, KerasSequential(ours, (c, h, w), 4)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras internals on numpy 2
+@pytest.mark.parametrize("spec", list(NEW_LAYER_SPECS))
+def test_keras_parity_for_batch_norm_depthwise_separable_and_pooling_layers(tmp_path, keras, spec):
+    km, net = _keras_and_ours(keras, NEW_LAYER_SPECS[spec])
+    km.save_weights(tmp_path / "new.weights.h5")
+    load_keras_weights(net, tmp_path / "new.weights.h5")
+    net.eval()
+    assert net.count_params() == km.count_params()
+    assert [tuple(m.output_shape) for m in net.layers] == [
+        tuple(np.roll(layer.output.shape[1:], 1)) if len(layer.output.shape) == 4 else tuple(layer.output.shape[1:])
+        for layer in km.layers]
+    x = np.random.default_rng(5).normal(size=(3, 15, 13, 3)).astype(np.float32)  # (N, H, W, C)
+    expected = np.asarray(km.predict(x, verbose=0))
+    logits = net(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_batch_normalization_training_step_updates_moving_statistics_as_keras(tmp_path, keras):
+    """Keras's momentum convention (torch's is 1 - momentum) and its biased moving variance."""
+    spec = NEW_LAYER_SPECS["bn-depthwise-separable-avg-gap"]
+    km, net = _keras_and_ours(keras, spec)
+    km.save_weights(tmp_path / "new.weights.h5")
+    load_keras_weights(net, tmp_path / "new.weights.h5")
+    x = np.random.default_rng(6).normal(size=(8, 15, 13, 3)).astype(np.float32)
+    expected = np.asarray(km(x, training=True).detach().cpu())  # the torch backend's tensors
+    logits = net.train()(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+    for ours, theirs in ((net.layers[1], km.layers[1]), (net.layers[4], km.layers[4])):
+        np.testing.assert_allclose(ours.moving_mean.numpy(), np.asarray(theirs.moving_mean.numpy()), atol=1e-5)
+        np.testing.assert_allclose(ours.moving_variance.numpy(), np.asarray(theirs.moving_variance.numpy()),
+                                   atol=1e-5)
+
+
+def test_batch_normalization_loads_from_a_hand_written_keras_file(tmp_path):
+    from cnnexp.layers import BatchNormalization
+
+    net = KerasSequential([Conv2D(2, 1), BatchNormalization(), Flatten(), Dense(None)], (1, 2, 2), 3)
+    rng = np.random.default_rng(0)
+    weights = {"conv2d": [rng.normal(size=(1, 1, 1, 2)).astype(np.float32), np.zeros(2, np.float32)],
+               "batch_normalization": [np.array(v, np.float32) for v in ([2, 3], [0.5, -1], [0.1, 0.2], [4, 9])],
+               "dense": [rng.normal(size=(8, 3)).astype(np.float32), np.zeros(3, np.float32)]}
+    write_keras_h5(tmp_path / "bn.weights.h5", weights, weightless=("flatten",))
+    load_keras_weights(net, tmp_path / "bn.weights.h5")
+    bn = net.layers[1]
+    assert bn.weight.tolist() == [2, 3] and bn.bias.tolist() == [0.5, -1]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), [0.1, 0.2])
+    assert bn.moving_variance.tolist() == [4, 9]
