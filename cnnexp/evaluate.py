@@ -134,7 +134,11 @@ def predict_files(cfg: DictConfig, ckpt_path: str | Path, files: Sequence[str]) 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float] | list[tuple[str, str, float]]:
     """The command line: test (default) or predict; prints the result and returns it."""
-    cli, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(f"{__doc__.strip()}\n\n{USAGE}")
+        return {}
+    cli, overrides = parse_args(argv)
     files = cli.get("predict") or cli.get("files")
     mode = cli.get("mode") or ("predict" if files else "test")
     if mode not in ("test", "predict"):

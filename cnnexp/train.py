@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnexp.checkpoints import resolve_ckpt_path
+from cnnexp.conf.sources import check_targets
 from cnnexp.config_checks import check_config
 from cnnexp.errors import ConfigError
 
@@ -166,6 +167,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     status = "failed"
     try:
         check_config(cfg)  # first: a bad value (seed=abc included) is named before anything runs
+        check_targets(cfg)  # an unknown _target_ is named with the config file that set it
         L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
             torch.set_num_threads(int(cfg.torch_threads))

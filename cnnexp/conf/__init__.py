@@ -4,6 +4,8 @@ Importing this package registers the small OmegaConf resolvers the configs use (
 
 - `${cnnexp.unique:}`: `<pid>-<4 random hex>`, cached per config, so that two runs started in the same
   microsecond (on one machine or several) never share a run folder.
+- `${cnnexp.config_options:}`: the `--help` listing of every config group's options and the folder each comes
+  from (`cnnexp.conf.sources.format_options`).
 """
 
 import os
@@ -16,10 +18,18 @@ def _unique() -> str:
     return f"{os.getpid()}-{secrets.token_hex(2)}"
 
 
+def _config_options() -> str:
+    from cnnexp.conf.sources import format_options
+
+    return format_options().replace("$", "$$")  # the help template is a string.Template: keep $ literal
+
+
 def register_resolvers() -> None:
     """Register the resolvers once (idempotent; `use_cache` keeps one value per config object)."""
     if not OmegaConf.has_resolver("cnnexp.unique"):
         OmegaConf.register_new_resolver("cnnexp.unique", _unique, use_cache=True)
+    if not OmegaConf.has_resolver("cnnexp.config_options"):
+        OmegaConf.register_new_resolver("cnnexp.config_options", _config_options)
 
 
 register_resolvers()

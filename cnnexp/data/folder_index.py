@@ -68,7 +68,7 @@ def index_directory(data_dir: str, class_names: Sequence[str] | None = None,
     if not os.path.isdir(data_dir):
         what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
         raise DataError(f"image folder {data_dir!r} {what}. Expected layout: {LAYOUT}. Set `data.data_dir=...` "
-                        "to the folder, or fetch flower_photos with: curl -L https://storage.googleapis.com/"
+                        "to the folder, or fetch flower_photos with data.download=true, or by hand: curl -L https://storage.googleapis.com/"
                         "download.tensorflow.org/example_images/flower_photos.tgz | tar xz -C <paths.data_dir>")
     found = _class_folders(data_dir)
     if class_names is None:

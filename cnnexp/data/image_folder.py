@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
 from cnnexp.data.augment import resolve_augment
 from cnnexp.data.base import BaseDataModule, check_choice, check_fraction, check_size
+from cnnexp.data.download import fetch_data_dir
 from cnnexp.data.folder_index import FolderIndex, index_directory, split_files
 from cnnexp.data.image_cache import cached_decode
 from cnnexp.data.image_decode import COLOR_MODES
@@ -44,6 +45,8 @@ class ImageFolderDataModule(BaseDataModule):
         test_dir: optional separate folder with the same class folders for `test`; without it the test
             set IS the validation split (as in the lecture, which only has the two).
         decode_threads: threads that decode in `setup()` (default: up to 8).
+        download: fetch `archive` first when `data_dir` does not exist (`cnnexp.data.download`).
+        archive: `{url, sha256, folder}` of a .tar.gz whose top folder is `data_dir`'s name (flower_photos).
         batch_size, num_workers, pin_memory, persistent_workers: see `BaseDataModule`.
 
     Shape:
@@ -54,7 +57,8 @@ class ImageFolderDataModule(BaseDataModule):
                  validation_split: float = 0.2, seed: int = 123, augment: Callable | str | None = None,
                  cache: str = "memory", cache_dir: str | None = None, color_mode: str = "rgb",
                  test_dir: str | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False, decode_threads: int | None = None) -> None:
+                 persistent_workers: bool = False, decode_threads: int | None = None, download: bool = False,
+                 archive: Mapping[str, str] | None = None) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers, seed)
         self.data_dir = os.path.abspath(os.fspath(data_dir))
         self.image_size = check_size("image_size", image_size)
@@ -65,6 +69,8 @@ class ImageFolderDataModule(BaseDataModule):
         self.test_dir = os.path.abspath(os.fspath(test_dir)) if test_dir else None
         self.augment = resolve_augment(augment)
         self.decode_threads = decode_threads
+        if download:
+            fetch_data_dir(self.data_dir, archive)  # before indexing: the folder must exist
         self.index = index_directory(self.data_dir)  # lists files only: DataError now if the folder is bad
         self.test_index = index_directory(self.test_dir, self.index.class_names) if self.test_dir else None
         # The Keras split needs only the file list: compute it now so that a too-small folder fails early.
