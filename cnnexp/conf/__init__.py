@@ -4,6 +4,7 @@ Importing this package registers the small OmegaConf resolvers the configs use (
 
 - `${cnnexp.unique:}`: `<pid>-<4 random hex>`, cached per config, so that two runs started in the same
   microsecond (on one machine or several) never share a run folder.
+- `${cnnexp.job_dir:}`: a sweep job's folder name, `<job number>_<swept values>` (`cnnexp.sweepers.naming`).
 """
 
 import os
@@ -20,6 +21,10 @@ def register_resolvers() -> None:
     """Register the resolvers once (idempotent; `use_cache` keeps one value per config object)."""
     if not OmegaConf.has_resolver("cnnexp.unique"):
         OmegaConf.register_new_resolver("cnnexp.unique", _unique, use_cache=True)
+    if not OmegaConf.has_resolver("cnnexp.job_dir"):
+        from cnnexp.sweepers.naming import job_dir
+
+        OmegaConf.register_new_resolver("cnnexp.job_dir", job_dir)
 
 
 register_resolvers()
