@@ -25,12 +25,8 @@ def distribution(override: Any) -> Any:
     value = override.value()
     key = override.get_key_element()
     if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
-        choices = list(override.sweep_iterator(transformer=Transformer.encode))
-        bad = [c for c in choices if not isinstance(c, (str, int, float, bool, type(None)))]
-        if bad:
-            raise ConfigError(f"{key}: choice() values must be numbers, strings, booleans or null, got {bad!r}. "
-                              "Fix: list plain values, e.g. choice(16, 32).")
-        return CategoricalDistribution(choices)
+        # encode: lists and dicts become their override text, e.g. "[1,2]", which Hydra parses back in the job
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
     if override.is_range_sweep():
         start, stop, step = value.start, value.stop, value.step
         if all(isinstance(v, int) for v in (start, stop, step)):
