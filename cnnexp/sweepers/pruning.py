@@ -24,14 +24,19 @@ log = logging.getLogger(__name__)
 
 
 
-def trial_from_env() -> Any:
-    """The running Optuna trial this job belongs to (`optuna.trial.Trial`), or None outside a search."""
+def trial_from_env(pruner: Any = None) -> Any:
+    """The running Optuna trial this job belongs to (`optuna.trial.Trial`), or None outside a search.
+
+    Args:
+        pruner: the study's pruner (Optuna keeps none in the storage: each process passes its own; None means
+            Optuna's default, MedianPruner, as for the sweeper).
+    """
     storage_url, study_name, number = (os.environ.get(k) for k in (ENV_STORAGE, ENV_STUDY, ENV_TRIAL))
     if not (storage_url and study_name and number):
         return None
     import optuna
 
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url), pruner=pruner)
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))
     return optuna.trial.Trial(study, trial_id)
 
@@ -41,17 +46,18 @@ class OptunaPruning(Callback):
 
     Args:
         monitor: the logged metric the study optimises per epoch (e.g. `val/acc`).
+        pruner: the sweeper's pruner (the configs pass `${hydra:sweeper.pruner}`); None: Optuna's default.
     """
 
-    def __init__(self, monitor: str = "val/acc") -> None:
-        self.monitor = monitor
+    def __init__(self, monitor: str = "val/acc", pruner: Any = None) -> None:
+        self.monitor, self.pruner = monitor, pruner
         self._trial: Any = None
         self._looked_up = False
 
     def _get_trial(self) -> Any:
         if not self._looked_up:
             self._looked_up = True
-            self._trial = trial_from_env()
+            self._trial = trial_from_env(self.pruner)
         return self._trial
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
