@@ -4,11 +4,14 @@ Importing this package registers the small OmegaConf resolvers the configs use (
 
 - `${cnnexp.unique:}`: `<pid>-<4 random hex>`, cached per config, so that two runs started in the same
   microsecond (on one machine or several) never share a run folder.
+- `${cnnexp.abspath:PATH}` and `${cnnexp.basename:PATH}`: a path made absolute (against the working directory),
+  and its last component (conf/logger/mlflow.yaml: the tracking store and the run name).
 - `${cnnexp.job_dir:}`: a sweep job's folder name, `<job number>_<swept values>` (`cnnexp.sweepers.naming`).
 """
 
 import os
 import secrets
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -21,6 +24,9 @@ def register_resolvers() -> None:
     """Register the resolvers once (idempotent; `use_cache` keeps one value per config object)."""
     if not OmegaConf.has_resolver("cnnexp.unique"):
         OmegaConf.register_new_resolver("cnnexp.unique", _unique, use_cache=True)
+    if not OmegaConf.has_resolver("cnnexp.abspath"):
+        OmegaConf.register_new_resolver("cnnexp.abspath", lambda path: str(Path(str(path)).expanduser().resolve()))
+        OmegaConf.register_new_resolver("cnnexp.basename", lambda path: Path(str(path)).name)
     if not OmegaConf.has_resolver("cnnexp.job_dir"):
         from cnnexp.sweepers.naming import job_dir
 
