@@ -22,7 +22,6 @@ from cnnexp.errors import ConfigError
 log = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "config_resolved.yaml"  # the run's config with input_shape/num_classes filled in
-HPARAM_KEYS = ("task_name", "seed", "data", "model", "optimizer", "scheduler", "trainer")
 
 
 def instantiate_dict(node: DictConfig | None) -> list[Any]:
@@ -54,23 +53,28 @@ def save_resolved_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Path
 
 
 def hyperparameters(cfg: DictConfig, model: Any) -> dict[str, Any]:
-    """The values the HParams tab shows: the run's main config groups and the parameter counts."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    hparams: dict[str, Any] = {key: resolved[key] for key in HPARAM_KEYS if key in resolved}
-    hparams["params/total"] = sum(p.numel() for p in model.parameters())
-    hparams["params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return hparams
+    """The values the HParams tab shows: the overridden keys first, then a curated set (`cnnexp.lit.hparams`)."""
+    from cnnexp.lit.hparams import run_hparams
+
+    return run_hparams(cfg, model)[0]
 
 
 def log_hyperparameters(cfg: DictConfig, model: Any, loggers: list[Any]) -> None:
-    """Log the hyperparameters once, with `val/acc_best` as the HParams metric (its real value follows)."""
-    from lightning.pytorch.loggers import TensorBoardLogger
+    """Log the concise hyperparameters once per logger, with no metric value (the real scalars follow).
 
-    hparams = hyperparameters(cfg, model)
+    cnnexp's TensorBoardLogger also gets the overridden names (TensorBoard shows those columns first) and
+    lists `optimized_metric` among its HParams metrics.
+    """
+    from cnnexp.lit.hparams import run_hparams
+    from cnnexp.lit.tensorboard_logger import TensorBoardLogger
+
+    hparams, overridden = run_hparams(cfg, model)
     metric = cfg.get("optimized_metric") or "val/acc_best"
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams, {metric: 0})
+            if metric not in logger.hparams_metrics:
+                logger.hparams_metrics.insert(0, metric)
+            logger.log_hyperparams(hparams, differs=overridden)
         else:
             logger.log_hyperparams(hparams)
 

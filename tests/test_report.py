@@ -74,7 +74,7 @@ def test_table_has_one_row_per_run_sorted_by_val_acc_best(sweep):
     report = build_report(sweep)
     rows = read_csv(report.csv_path)
     assert [r["run"] for r in rows] == ["1", "0", "2", "3"]  # best val/acc_best 0.9, 0.7, 0.55, failed last
-    assert list(rows[0]) == ["run", "optimizer.lr", "model.conv_impl", "val/acc_best", "val/acc", "test/acc", "val/loss", "epochs"]
+    assert list(rows[0]) == ["run", "optimizer.lr", "model.conv_impl", "val/acc_best", "val/acc", "test/acc", "val/loss", "epochs", "status"]
     assert report.table.common == {"data": "digits"}
     for row in rows[:3]:
         _, accs, test_acc = SWEEP[row["run"]]
@@ -208,3 +208,35 @@ def test_epochs_column_ignores_the_test_phase(tmp_path):
     writer.close()
     table = build_report(tmp_path).table
     assert dict(zip(table.columns, table.rows[0]))["epochs"] == 3
+
+
+def test_status_comes_from_the_hparams_session_end(tmp_path):
+    """cnnexp's TensorBoardLogger ends a failed run with STATUS_FAILURE: the report says failed, not 0.0."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from cnnexp.lit.tensorboard_logger import session_end_summary
+
+    for name, status in [("0", "success"), ("1", "failed")]:
+        write_run(tmp_path / name, [f"optimizer.lr=0.{name}1"], {"val/acc": [0.5]} if status == "success" else {})
+        writer = SummaryWriter(str(tmp_path / name / "tensorboard"), filename_suffix=".end")
+        writer._get_file_writer().add_summary(session_end_summary(status))
+        writer.close()
+    rows = read_csv(build_report(tmp_path).csv_path)
+    assert [(r["run"], r["status"], r["val/acc"]) for r in rows] == [("0", "success", "0.5"), ("1", "failed", "")]
+
+
+def test_csv_logs_fill_a_run_without_event_files(tmp_path):
+    """A `logger=csv` run: Lightning's CSVLogger metrics.csv (blank cells where a row lacks a metric)."""
+    run = tmp_path / "0_optimizer.lr=0.1"
+    write_run(run, ["optimizer.lr=0.1"], {})
+    (run / "csv").mkdir()
+    (run / "csv" / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/acc,val/acc_best,test/acc\n"
+        "0,9,1.5,,,\n0,9,,0.4,0.4,\n1,19,1.0,,,\n1,19,,0.7,0.7,\n2,20,,,,0.65\n"
+    )
+    write_run(tmp_path / "10_optimizer.lr=0.2", ["optimizer.lr=0.2"], {"val/acc": [0.5]})
+    report = build_report(tmp_path)
+    cells = dict(zip(report.table.columns, report.table.rows[0]))
+    assert cells["run"] == run.name and cells["val/acc_best"] == pytest.approx(0.7)
+    assert cells["test/acc"] == pytest.approx(0.65) and cells["epochs"] == 2
+    assert [d.name for d in find_run_dirs(tmp_path)] == [run.name, "10_optimizer.lr=0.2"]  # job-number order

@@ -1,7 +1,8 @@
 """Find the runs of a sweep folder and load what each one saved: overrides, config and scalar curves.
 
 A run is any folder with a `.hydra/overrides.yaml` (Hydra writes one per job); a sweep folder holds one run per
-job number (`0/`, `1/`, ...). The scalars come from every TensorBoard event file under the run folder.
+job (`0_optimizer.lr=0.001/`, ...; `0/`, `1/` before cnnexp named them). The scalars come from every TensorBoard
+event file under the run folder, completed by its CSV logs and its MLflow run (`cnnexp.report.sources`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cnnexp.errors import DataError
-
-# (step, wall_time, value) of one logged scalar
-Point = tuple[int, float, float]
+from cnnexp.report.sources import Point, mlflow_uri, read_csv_logs, read_mlflow, read_tensorboard
 
 
 @dataclass
@@ -28,6 +27,8 @@ class Run:
         overrides: the command-line overrides of this job, `{"optimizer.lr": "0.001", "model": "tiny_cnn"}`.
         config: the composed config the job ran with (a plain dict; empty if `.hydra/config.yaml` is missing).
         scalars: every scalar tag's points sorted by step (a resumed run's later points win on equal steps).
+        status: "success" or "failed" as its loggers recorded it (TensorBoard's HParams session end, MLflow's
+            run status), None when unknown.
     """
 
     name: str
@@ -35,6 +36,7 @@ class Run:
     overrides: dict[str, str]
     config: dict[str, Any] = field(default_factory=dict)
     scalars: dict[str, list[Point]] = field(default_factory=dict)
+    status: str | None = None
 
     def final(self, tag: str) -> float | None:
         """The last logged value of `tag` (by step), or None if the run never logged it."""
@@ -74,9 +76,10 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
 
 
 def _run_sort_key(name: str) -> tuple:
-    """Numeric job folders in numeric order (2 before 10), anything else by name after them."""
+    """Job folders in job-number order (`2_lr=0.1` before `10_lr=0.2`, `2` before `10`), others by name after."""
     parts = Path(name).parts
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+    numbers = [p.split("_", 1)[0] for p in parts]
+    return tuple((0, int(n), p) if n.isdigit() else (1, 0, p) for n, p in zip(numbers, parts))
 
 
 def find_run_dirs(sweep_dir: Path) -> list[Path]:
@@ -104,21 +107,22 @@ def read_scalars(run_dir: Path) -> dict[str, list[Point]]:
         returns `{tag: [(step, wall_time, value), ...]}`; for a step logged twice (a resumed run) the
         point written last (largest wall time) is kept.
     """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    return read_tensorboard(run_dir)[0]
 
-    latest: dict[str, dict[int, tuple[float, float]]] = {}
-    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(
-            str(path),
-            size_guidance={"scalars": 0, "images": 1, "histograms": 1, "tensors": 1, "audio": 1, "compressedHistograms": 1},
-        )
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            steps = latest.setdefault(tag, {})
-            for event in acc.Scalars(tag):
-                if event.step not in steps or event.wall_time >= steps[event.step][0]:
-                    steps[event.step] = (event.wall_time, float(event.value))
-    return {tag: [(s, w, v) for s, (w, v) in sorted(points.items())] for tag, points in latest.items()}
+
+def read_run_data(run_dir: Path) -> tuple[dict[str, list[Point]], str | None]:
+    """The run's curves and status from TensorBoard, then the tags it lacks from CSV logs and its MLflow run."""
+    scalars, status = read_tensorboard(run_dir)
+    resolved = run_dir / "config_resolved.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(resolved)) if resolved.is_file() else {}
+    uri = mlflow_uri(config if isinstance(config, dict) else {})
+    readers = [lambda: read_csv_logs(run_dir)] + ([lambda: read_mlflow(run_dir, uri)] if uri else [])
+    for read in readers:
+        more, more_status = read()
+        for tag, points in more.items():
+            scalars.setdefault(tag, points)
+        status = status or more_status
+    return scalars, status
 
 
 def load_run(run_dir: Path, sweep_dir: Path) -> Run:
@@ -128,7 +132,8 @@ def load_run(run_dir: Path, sweep_dir: Path) -> Run:
     config_path = hydra_dir / "config.yaml"
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False) if config_path.exists() else {}
     name = run_dir.relative_to(sweep_dir).as_posix() if run_dir != sweep_dir else run_dir.name
-    return Run(name, run_dir, parse_overrides(list(overrides)), dict(config or {}), read_scalars(run_dir))
+    scalars, status = read_run_data(run_dir)
+    return Run(name, run_dir, parse_overrides(list(overrides)), dict(config or {}), scalars, status)
 
 
 def load_runs(sweep_dir: Path) -> list[Run]:

@@ -3,7 +3,9 @@
 Metric cells are the last logged value of the tag (`val/acc` is the final epoch's accuracy, `val/acc_best`
 the best epoch's as the classifier logs it); `val/acc_best` falls back to the maximum of `val/acc` for runs
 that did not log it. Runs that logged nothing (failed trials) keep empty cells and sort last. `epochs` is the
-last epoch a run validated (short for a run stopped early or one that failed mid-way).
+last epoch a run validated (short for a run stopped early or one that failed mid-way); `status` is what the
+run's loggers recorded at its end ("success", "failed"; empty when unknown, e.g. a run that never started
+logging or is still running).
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ def make_table(runs: list[Run], metric: str = "val/acc_best", maximize: bool = T
 
     ordered = sorted(runs, key=sort_key)  # stable: ties keep job order
     rows = [
-        [run.name, *(run.overrides.get(k) for k in swept), *(metric_value(run, m) for m in metrics), epochs_trained(run)]
+        [run.name, *(run.overrides.get(k) for k in swept), *(metric_value(run, m) for m in metrics), epochs_trained(run),
+         run.status]
         for run in ordered
     ]
-    return Table(["run", *swept, *metrics, "epochs"], rows, common)
+    return Table(["run", *swept, *metrics, "epochs", "status"], rows, common)
 
 
 def short(text: str) -> str:

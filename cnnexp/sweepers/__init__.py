@@ -1,7 +1,8 @@
-"""Helpers for Hydra sweeps (see docs/sweeps.md).
+"""Hyperparameter sweeps (see docs/sweeps.md).
 
-`callbacks.py` holds Hydra callbacks (`hydra.callbacks.<name>._target_`) that the hparams_search configs attach:
-they make hydra-optuna-sweeper 1.3.0 record a NaN job as a failed trial instead of aborting, and create the
-folder of a sqlite storage. They are Hydra callbacks rather than a sweeper subclass because Hydra only
-instantiates sweepers that live in the `hydra_plugins` namespace package.
+- `naming.py`: sweep job folders named from their swept values (`${cnnexp.job_dir:}`);
+- `optuna_space.py`, `optuna_storage.py`, `optuna_sweeper.py`: cnnexp's Optuna (>= 4) sweeper, the Hydra plugin
+  `hydra/sweeper=cnnexp_optuna` (registered from `hydra_plugins/cnnexp_sweepers`);
+- `pruning.py`: the Lightning callback that reports each epoch to the job's Optuna trial and stops it when pruned;
+- `summary.py`: the block printed at the end of every multirun.
 """

@@ -1,0 +1,1 @@
+"""cnnexp's Hydra plugins (Hydra discovers plugins in the `hydra_plugins` namespace package)."""

@@ -1,0 +1,73 @@
+"""Optuna search with and without pruning, side by side: same trial count, same sampler seed, fresh studies.
+
+    python scripts/optuna_pruning_benchmark.py --trials 12 --epochs 20 [--out outputs/bench/pruning.json]
+
+Runs `python -m cnnexp +hparams_search=digits_optuna` once per pruner (none, median, hyperband by default),
+each in its own sqlite study under a temporary folder, and prints the wall time, the best val/acc_best and the
+trial states; writes the numbers to JSON. Timings on a shared machine are noisy: compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_search(pruner: str, trials: int, epochs: int, seed: int, workdir: Path) -> dict:
+    storage = f"sqlite:///{workdir}/{pruner}.db"
+    command = [
+        sys.executable, "-m", "cnnexp", "+hparams_search=digits_optuna", f"hydra/sweeper/pruner={pruner}",
+        f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.storage={storage}",
+        f"trainer.max_epochs={epochs}", "~callbacks.tensorboard_pictures", "logger.tensorboard.log_graph=false",
+        f"hydra.sweep.dir={workdir}/{pruner}",
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{pruner}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    import optuna
+
+    study = optuna.load_study(study_name="digits_optuna", storage=storage)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        raise SystemExit(f"{pruner}: no trial completed; see the run logs\n{proc.stdout[-3000:]}")
+    states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
+    epochs_run = sum(len(t.intermediate_values) for t in study.trials)
+    return {"pruner": pruner, "wall_s": round(wall, 1), "best_val_acc_best": study.best_value,
+            "epochs_run": epochs_run, "states": states}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pruners", nargs="+", default=["none", "median", "hyperband"])
+    parser.add_argument("--out", default="outputs/bench/optuna_pruning.json")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pruner in args.pruners:
+            rows.append(run_search(pruner, args.trials, args.epochs, args.seed, Path(tmp)))
+            print(rows[-1], flush=True)
+    base = rows[0]["wall_s"]
+    print(f"\n{'pruner':10} {'wall s':>8} {'ratio':>6} {'best val/acc_best':>18} {'epochs run':>10}  states")
+    for row in rows:
+        print(f"{row['pruner']:10} {row['wall_s']:8.1f} {row['wall_s'] / base:6.2f} {row['best_val_acc_best']:18.4f} "
+              f"{row['epochs_run']:10d}  {row['states']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    out.write_text(json.dumps({"args": vars(args), "cpu": cpu, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
