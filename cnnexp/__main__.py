@@ -32,17 +32,23 @@ def _is_multirun() -> bool:
 def main(cfg: DictConfig) -> float:
     """Train, and return `cfg.optimized_metric` (what a hyperparameter sweeper maximises).
 
+    A user error (`cnnexp.cli.user_error_message`) prints one `error: ... Fix: ...` line and exits with status 2
+    from inside the job, so Hydra adds no "Error executing job" line; its traceback is in the run's log file.
     In a multirun (sweep), a failing job is logged to its own run folder and returns NaN, so the sweep goes on.
     """
+    from cnnexp.cli import exit_with_error, user_error_message
     from cnnexp.train import train
 
     try:
         metrics = train(cfg)
-    except Exception:
-        if not _is_multirun():
-            raise
-        log.error("This job failed (logged above); the sweep goes on and records NaN.")
-        return math.nan
+    except Exception as error:
+        message = user_error_message(error)
+        if _is_multirun():
+            log.error("This job failed (%s); the sweep goes on and records NaN.", message or "see the traceback above")
+            return math.nan
+        if message is None:
+            raise  # a bug: Hydra and run_cli show the traceback
+        exit_with_error(message)
     name = cfg.get("optimized_metric")
     if not name:
         return math.nan

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnexp.cli import run_cli
 from cnnexp.errors import ConfigError, DataError
+from cnnexp.run_folders import RESOLVED_CONFIG, run_dir_of
 
 CLI_KEYS = ("ckpt_path", "mode", "predict", "files")
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
@@ -41,16 +42,8 @@ def parse_args(argv: Sequence[str]) -> tuple[DictConfig, DictConfig]:
     return cli, args
 
 
-def run_dir_of(ckpt_path: str | Path) -> Path:
-    """The run folder of a checkpoint: `<run>/checkpoints/x.ckpt` -> `<run>` (else the checkpoint's folder)."""
-    folder = Path(ckpt_path).resolve().parent
-    return folder.parent if folder.name == "checkpoints" else folder
-
-
 def load_run_config(ckpt_path: str | Path, overrides: DictConfig | None = None) -> DictConfig:
     """The config a checkpoint was trained with, from its run folder, with `overrides` merged on top."""
-    from cnnexp.train import RESOLVED_CONFIG
-
     run_dir = run_dir_of(ckpt_path)
     for name in (RESOLVED_CONFIG, ".hydra/config.yaml"):
         if (run_dir / name).is_file():

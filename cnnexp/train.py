@@ -14,13 +14,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnexp.checkpoints import resolve_ckpt_path
-from cnnexp.config_checks import check_config
+from cnnexp.checkpoints import resolve_ckpt_path, resume_errors
+from cnnexp.config_checks import check_arguments, check_config
 from cnnexp.errors import ConfigError
+from cnnexp.run_folders import RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
 
-RESOLVED_CONFIG = "config_resolved.yaml"  # the run's config with input_shape/num_classes filled in
 HPARAM_KEYS = ("task_name", "seed", "data", "model", "optimizer", "scheduler", "trainer")
 
 
@@ -35,6 +35,30 @@ def instantiate_dict(node: DictConfig | None) -> list[Any]:
     return [instantiate(conf) for conf in node.values() if conf is not None and "_target_" in conf]
 
 
+def check_output_dir(cfg: DictConfig) -> None:
+    """Refuse a `paths.output_dir` that is another run's folder (e.g. the absolute path saved in a run's
+    config_resolved.yaml, composed again with `--config-path <run>`): a run never writes into another run's folder."""
+    from cnnexp.run_folders import is_run_dir
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        current = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+        output_dir = cfg.paths.output_dir
+    except Exception:  # no paths group, or an interpolation that cannot resolve outside Hydra
+        return
+    if current and Path(output_dir).resolve() != Path(current).resolve() and is_run_dir(output_dir):
+        raise ConfigError(f"paths.output_dir={output_dir} is the folder of another run; a run never writes into "
+                          f"another run's folder. Fix: repeat that run with `python -m cnnexp.rerun {output_dir}`.")
+
+
+def check_data(datamodule: Any) -> None:
+    """Find the data set's files before the model is built (a missing MNIST is named in seconds, not after the
+    model); `prepare_data` downloads when the data module is told to. Only local rank 0 does it, as Lightning."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and hasattr(datamodule, "prepare_data"):
+        datamodule.prepare_data()
+
+
 def fill_data_shape(cfg: DictConfig, datamodule: Any) -> None:
     """Write the data's `(C, H, W)` and class count into `cfg.model.net` before the model is built."""
     if "net" not in cfg.model:
@@ -46,10 +70,9 @@ def fill_data_shape(cfg: DictConfig, datamodule: Any) -> None:
 
 def save_resolved_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Path:
     """Save the fully resolved config (with the filled data shape) where `cnnexp.evaluate` finds it."""
-    path = Path(output_dir) / RESOLVED_CONFIG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return path
+    from cnnexp.atomic_write import atomic_write_text
+
+    return atomic_write_text(Path(output_dir) / RESOLVED_CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def hyperparameters(cfg: DictConfig, model: Any) -> dict[str, Any]:
@@ -157,22 +180,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
         CnnexpError: a user error (bad config value, missing data, NaN loss, ...). Any error is logged
             (to the run's log file under Hydra) before it propagates.
     """
-    import lightning as L
-    import torch
-    from hydra.utils import instantiate
-
-    quiet_library_output()
     loggers: list[Any] = []
     status = "failed"
     try:
-        check_config(cfg)  # first: a bad value (seed=abc included) is named before anything runs
+        check_config(cfg)  # first: a bad value (seed=abc included) is named before lightning is imported
+        check_arguments(cfg)
+        check_output_dir(cfg)
+        import lightning as L
+        import torch
+        from hydra.utils import instantiate
+
+        quiet_library_output()
         L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
             torch.set_num_threads(int(cfg.torch_threads))
 
         log.info("Data: %s", cfg.data._target_)
         datamodule = instantiate(cfg.data)
+        check_data(datamodule)
         fill_data_shape(cfg, datamodule)
+        ckpt_path = resolve_ckpt_path(cfg) if cfg.get("train", True) else None  # before the model: a mismatch is named
         log.info("Model: %s", cfg.model._target_)
         model = instantiate(cfg.model)
         if hasattr(getattr(model, "net", None), "summary"):
@@ -189,7 +216,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         metrics: dict[str, float] = {}
         if cfg.get("train", True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg), weights_only=True)
+            with resume_errors(ckpt_path):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             metrics.update(_floats(trainer.callback_metrics))
         if cfg.get("test", True):
             ckpt = best_checkpoint(trainer) if cfg.get("train", True) else resolve_ckpt_path(cfg)
@@ -199,13 +227,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(_floats(trainer.callback_metrics))
         status = "success"
     except Exception as error:
-        from cnnexp.cli import user_error_message
+        from cnnexp.cli import log_to_run_file, user_error_message
 
         message = user_error_message(error)
-        if message is None:
-            log.exception("The run failed")  # a bug: keep the traceback in the run's log
-        else:
-            log.error("The run failed: %s", message)
+        # the full traceback goes to the run's log file; the console gets one `error:` line (or the bug's traceback)
+        log_to_run_file(f"The run failed: {message or 'a bug'}", error)
         raise
     finally:
         for logger in loggers:

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnnexp.checkpoints import CKPT_DIR, INTERRUPTED, rng_states, set_rng_states
+from cnnexp.run_folders import run_dir_of
 
 
 class InterruptCheckpoint(Callback):
@@ -113,7 +114,7 @@ class InterruptCheckpoint(Callback):
         # the full state (optimizer, loops), through the strategy's CheckpointIO (atomic with AtomicCheckpointIO)
         trainer.save_checkpoint(path, weights_only=False)
         self.saved_path = path
-        run_dir = path.parent.parent if path.parent.name == CKPT_DIR else path.parent
+        run_dir = run_dir_of(path)
         sys.stderr.write(
             f"{why}: saved {path} at epoch {trainer.current_epoch}, global step {trainer.global_step}.\n"
             f"Resume with: python -m cnnexp {_overrides()}resume={run_dir}   (or ckpt_path={path})\n"
