@@ -63,7 +63,7 @@ def _os_error_message(err: BaseException) -> str | None:
     """
     if isinstance(err, OSError) and err.errno in NO_SPACE:
         where = f" writing {err.filename}" if err.filename else ""
-        return (f"no space left on the device{where} ({os.strerror(err.errno)}); the files written before are "
+        return (f"no space left on the device{where} (errno {errno.errorcode[err.errno]}); the files written before are "
                 f"intact. Fix: free space there, or write the runs elsewhere with paths.log_dir=<folder on another "
                 f"disk>.")
     if isinstance(err, OSError) and err.errno in NOT_WRITABLE:

@@ -27,18 +27,23 @@ from cnnexp.run_folders import is_run_dir
 
 
 def check_run_dir(folder: str | os.PathLike, key: str = "hydra.run.dir") -> None:
-    """Raise ConfigError when `folder` belongs to another run, or cannot be created (no writable parent)."""
+    """Raise ConfigError when `folder` belongs to another run, or cannot be created and written to.
+
+    Creates the folder (Hydra would, a moment later): the only reliable test of a path, whoever runs.
+    """
     path = Path(folder).expanduser()
     if is_run_dir(path):
         raise ConfigError(f"{key}={path} is the folder of another run; a run never writes into another run's "
                           f"folder. Fix: drop {key} (every run gets a new folder), or repeat that run with "
                           f"`python -m cnnexp.rerun {path}`.")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create the run folder {path}: {parent} is not a writable folder. Fix: choose a "
-                          f"folder you can write to, e.g. paths.log_dir=outputs or {key}=<writable folder>.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot create the run folder {path} ({error.strerror or error}). Fix: choose a folder "
+                          f"you can write to, e.g. paths.log_dir=outputs or {key}=<writable folder>.") from None
 
 
 def check_before_run(config: DictConfig) -> None:
@@ -46,10 +51,12 @@ def check_before_run(config: DictConfig) -> None:
     from cnnexp.config_checks import check_arguments, check_config
 
     run_dir = OmegaConf.select(config, "hydra.run.dir", default=None)
-    if run_dir:
+    if run_dir and is_run_dir(str(run_dir)):
         check_run_dir(str(run_dir))
     check_config(config)
     check_arguments(config)
+    if run_dir:
+        check_run_dir(str(run_dir))  # last: it creates the folder, which only a run that goes on should leave
 
 
 class EarlyChecks(Callback):

@@ -62,11 +62,22 @@ def check_resumable(cfg: Any, ckpt: str | Path) -> None:
         return
     differ = _differences(cfg, saved)
     if differ:
-        shown = "; ".join(f"{k}: {_select(saved, k)!r} there, {_select(cfg, k)!r} here" for k in differ)
+        shown = "; ".join(f"{k}: {_short(_select(saved, k))} there, {_short(_select(cfg, k))} here" for k in differ)
         raise ConfigError(f"cannot resume from {ckpt}: it was trained with another config ({shown}). Fix: resume "
                           f"with the same model, optimizer and data as that run (its overrides are in "
                           f"{run_dir_of(ckpt) / '.hydra/overrides.yaml'}), or start from scratch without "
                           f"ckpt_path/resume.")
+
+
+def _short(value: Any) -> str:
+    """A layer list as its layer names (`[Rescaling, Conv2D(filters=8), ...]`), anything else as a short repr."""
+    if isinstance(value, list) and all(isinstance(v, dict) and "_target_" in v for v in value):
+        def one(layer: dict) -> str:
+            size = next((f"{k}={layer[k]}" for k in ("filters", "units", "rate") if layer.get(k) is not None), "")
+            return f"{str(layer['_target_']).rsplit('.', 1)[-1]}({size})" if size else str(layer["_target_"]).rsplit(".", 1)[-1]
+        return "[" + ", ".join(one(v) for v in value) + "]"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @contextlib.contextmanager
@@ -160,10 +171,11 @@ def _resolve(cfg: Any) -> str | None:
         found, runs_root = find_latest_run_checkpoint(cfg)
         if found is None:
             key = "ckpt_path=last" if ckpt_path == "last" else "resume=true"
-            wanted = ", ".join(f"{k}={_select(cfg, k)!r}" for k in MATCH_KEYS[:2])
+            wanted = ", ".join(f"{k}={_short(_select(cfg, k))}" for k in MATCH_KEYS if _select(cfg, k) is not None)
             raise ConfigError(
-                f"{key}: no earlier run with checkpoints/{LAST} under {runs_root}/*/ for this task ({wanted}). "
-                f"Start without it, or pass resume=<run folder> / ckpt_path=<file.ckpt>."
+                f"{key}: no earlier run with checkpoints/{LAST} under {runs_root}/*/ with the same task, model, "
+                f"optimizer and data ({wanted}). Fix: start without it, or pass resume=<run folder> / "
+                f"ckpt_path=<file.ckpt>."
             )
         return str(found)
     if resume not in (False, None, "", "false"):
