@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnexp import provenance
 from cnnexp.checkpoints import resolve_ckpt_path, resume_errors
 from cnnexp.config_checks import check_arguments, check_config
 from cnnexp.errors import ConfigError
@@ -21,7 +22,8 @@ from cnnexp.run_folders import RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
 
-HPARAM_KEYS = ("task_name", "seed", "data", "model", "optimizer", "scheduler", "trainer")
+EXIT_SIGTERM = 128 + 15  # what a shell reports for a process killed by SIGTERM; schedulers read it as a failure
+HPARAM_KEYS = ("task_name", "tags", "seed", "data", "model", "optimizer", "scheduler", "trainer")
 
 
 def instantiate_dict(node: DictConfig | None) -> list[Any]:
@@ -161,6 +163,16 @@ def quiet_library_output() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 
+def interrupted_exit_status(stop: BaseException) -> int:
+    """The exit status of a run stopped by `stop`: 143 (128 + SIGTERM) for SIGTERM, else its own code (Ctrl-C: 1)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(stop, SIGTERMException):
+        return EXIT_SIGTERM
+    code = getattr(stop, "code", 1)
+    return code if isinstance(code, int) else 1
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test the model the config describes; return the final metrics.
 
@@ -181,7 +193,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             (to the run's log file under Hydra) before it propagates.
     """
     loggers: list[Any] = []
-    status = "failed"
+    status, exit_status, info, metrics = "failed", 1, None, {}
     try:
         check_config(cfg)  # first: a bad value (seed=abc included) is named before lightning is imported
         check_arguments(cfg)
@@ -189,11 +201,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         import lightning as L
         import torch
         from hydra.utils import instantiate
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
 
         quiet_library_output()
-        L.seed_everything(cfg.seed, workers=True)
+        seed = L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
             torch.set_num_threads(int(cfg.torch_threads))
+        output_dir = cfg.paths.output_dir
+        if rank_zero_only.rank == 0:  # under DDP every process runs train(); one writes the files
+            info = provenance.collect(cfg, seed)
+            provenance.write(output_dir, info)
 
         log.info("Data: %s", cfg.data._target_)
         datamodule = instantiate(cfg.data)
@@ -208,13 +225,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = instantiate_dict(cfg.get("callbacks"))
         loggers = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        output_dir = cfg.paths.output_dir
-        if trainer.is_global_zero:  # under DDP every process runs train(); one writes the files
+        if trainer.is_global_zero:
             save_resolved_config(cfg, output_dir)
+            if info is not None:
+                provenance.log_to_tensorboard(info, loggers)
         log_hyperparameters(cfg, model, loggers)
         log_graph(model, loggers)
 
-        metrics: dict[str, float] = {}
         if cfg.get("train", True):
             with resume_errors(ckpt_path):
                 trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -225,17 +242,30 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 log.warning("No best checkpoint to test: testing the model's current weights.")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             metrics.update(_floats(trainer.callback_metrics))
-        status = "success"
+        status, exit_status = "success", 0
     except Exception as error:
-        from cnnexp.cli import log_to_run_file, user_error_message
+        from cnnexp.cli import EXIT_USER_ERROR, log_to_run_file, user_error_message
 
         message = user_error_message(error)
+        exit_status = 1 if message is None else EXIT_USER_ERROR
         # the full traceback goes to the run's log file; the console gets one `error:` line (or the bug's traceback)
         log_to_run_file(f"The run failed: {message or 'a bug'}", error)
+        raise
+    except BaseException as stop:  # SIGTERM (Lightning's SIGTERMException), Ctrl-C (Lightning's sys.exit(1))
+        status, exit_status = "interrupted", interrupted_exit_status(stop)
+        if exit_status == EXIT_SIGTERM:
+            log.error("Stopped by SIGTERM: exit status %d (resume with resume=true or resume=<this run folder>).",
+                      EXIT_SIGTERM)
+            raise SystemExit(EXIT_SIGTERM) from None  # Lightning's SIGTERMException would exit 0, as a success
         raise
     finally:
         for logger in loggers:
             logger.finalize(status)  # flush and close the event files (also after an error)
+        if info is not None:
+            try:
+                provenance.write(output_dir, provenance.finish(info, status, exit_status, metrics))
+            except OSError:  # a full disk: the error that caused it is the one to report
+                pass
 
     if trainer.is_global_zero:
         name = "test/acc" if "test/acc" in metrics else "val/acc"
