@@ -28,6 +28,17 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _discard_unstarted_run_dir() -> None:
+    """A run refused before it wrote anything leaves no folder (only Hydra's .hydra/ and log were there)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnexp.run_folders import discard_unstarted_run_dir
+
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        discard_unstarted_run_dir(hydra_cfg.runtime.output_dir, f"{hydra_cfg.job.name}.log")
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Train, and return `cfg.optimized_metric` (what a hyperparameter sweeper maximises).
@@ -48,6 +59,7 @@ def main(cfg: DictConfig) -> float:
             return math.nan
         if message is None:
             raise  # a bug: Hydra and run_cli show the traceback
+        _discard_unstarted_run_dir()
         exit_with_error(message)
     name = cfg.get("optimized_metric")
     if not name:

@@ -40,3 +40,34 @@ def saved_config_path(run_dir: str | os.PathLike) -> Path | None:
         if (Path(run_dir) / rel).is_file():
             return Path(run_dir) / rel
     return None
+
+
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+
+
+def discard_unstarted_run_dir(path: str | os.PathLike, log_name: str = "train.log") -> bool:
+    """Remove a run folder that holds only what Hydra writes before the task runs (`.hydra/` and the log).
+
+    Used when the run is refused before it starts: such a folder has nothing to look at. Only those named files
+    and the two folders are removed, one by one (never a recursive delete), and only when nothing else is there.
+
+    Returns:
+        True when the folder was removed.
+    """
+    path = Path(path)
+    allowed = {path / rel for rel in (*HYDRA_FILES, log_name)} | {path / ".hydra"}
+    try:
+        present = set(path.rglob("*"))
+    except OSError:
+        return False
+    if not path.is_dir() or not present <= allowed:
+        return False
+    try:
+        for file in sorted(present - {path / ".hydra"}):
+            file.unlink()
+        if (path / ".hydra").exists():
+            (path / ".hydra").rmdir()
+        path.rmdir()
+    except OSError:
+        return False
+    return True

@@ -39,6 +39,13 @@ ALLOWED_LIGHTNING = frozenset({
 })
 
 
+# In the `hydra` node (a rerun composes one from overrides read from disk): Hydra's own launchers and sweepers, the
+# plugins installed with cnnexp[sweep], and cnnexp's Hydra callbacks.
+ALLOWED_HYDRA_PREFIXES = ("hydra._internal.core_plugins.", "hydra_plugins.hydra_submitit_launcher.",
+                          "hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.hydra_optuna_sweeper.",
+                          "cnnexp.early_checks.", "cnnexp.sweepers.")
+
+
 class UntrustedConfigError(ConfigError):
     """A config read from disk names a `_target_` outside cnnexp's allowlist."""
 
@@ -78,6 +85,11 @@ def is_allowed(target: Any) -> bool:
     return False
 
 
+def is_allowed_in_hydra_node(target: Any) -> bool:
+    """True for a `_target_` under `hydra.` that is on `ALLOWED_HYDRA_PREFIXES` (checked as a string only)."""
+    return isinstance(target, str) and target.startswith(ALLOWED_HYDRA_PREFIXES) and ".." not in target
+
+
 def _plain(cfg: Any) -> Any:
     """`cfg` as plain dicts and lists, resolved where it can be (a `_target_` left as `${...}` is refused)."""
     from omegaconf import OmegaConf
@@ -114,7 +126,11 @@ def _targets(node: Any, key: str = "") -> list[tuple[str, Any]]:
 
 def target_problems(cfg: Any) -> list[str]:
     """One line per `_target_` that is not allowed (empty when every target is)."""
-    return [f"{key + '.' if key else ''}_target_={target!r}" for key, target in _targets(cfg) if not is_allowed(target)]
+    def allowed(key: str, target: Any) -> bool:
+        return is_allowed_in_hydra_node(target) if key == "hydra" or key.startswith("hydra.") else is_allowed(target)
+
+    return [f"{key + '.' if key else ''}_target_={target!r}" for key, target in _targets(cfg)
+            if not allowed(key, target)]
 
 
 def check_targets(cfg: Any, source: str | os.PathLike) -> None:
