@@ -14,58 +14,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnexp.errors import ConfigError
+from cnnexp.rules import (
+    fraction,
+    is_int,
+    nonneg_int,
+    nonneg_number,
+    open_fraction,
+    padding,
+    positive_int,
+    positive_number,
+    positive_pair,
+    seed,
+)
 
 _ABSENT = object()
 
 
-# -- predicates: value -> bool ---------------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def positive_int(v: Any) -> bool:
-    return _is_int(v) and v >= 1
-
-
-def nonneg_int(v: Any) -> bool:
-    return _is_int(v) and v >= 0
-
-
-def positive_number(v: Any) -> bool:
-    return _is_number(v) and v > 0 and v == v and v != float("inf")
-
-
-def nonneg_number(v: Any) -> bool:
-    return _is_number(v) and v >= 0 and v == v and v != float("inf")
-
-
-def fraction(v: Any) -> bool:
-    """A number in [0, 1)."""
-    return _is_number(v) and 0 <= v < 1
+# -- predicates: value -> bool (the shared ones live in cnnexp.rules) -----------------------------------------
+_is_int = is_int
 
 
 def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     """`check`, or None."""
     return lambda v: v is None or check(v)
-
-
-def positive_pair(v: Any) -> bool:
-    """A positive int or a list/tuple of two positive ints (kernel sizes, strides, pool sizes)."""
-    if isinstance(v, (list, tuple)):
-        return len(v) == 2 and all(positive_int(x) for x in v)
-    return positive_int(v)
-
-
-def padding(v: Any) -> bool:
-    if isinstance(v, str):
-        return v in ("valid", "same")
-    if isinstance(v, (list, tuple)):
-        return len(v) == 2 and all(nonneg_int(x) for x in v)
-    return nonneg_int(v)
 
 
 def epochs(v: Any) -> bool:
@@ -115,12 +86,13 @@ def _choice(key: str, choices: Callable[[], tuple[str, ...]], example: str) -> R
 
 POS_INT, POS_NUM = "a positive integer", "a number > 0"
 RULES: tuple[Rule, ...] = (
-    Rule("seed", optional(_is_int), "an integer (or null for a random seed)", "42"),
+    Rule("seed", optional(seed), "an integer in [0, 2**32 - 1] (or null for a random seed)", "42"),
+    Rule("data.seed", optional(seed), "an integer in [0, 2**32 - 1] (or null: the run's seed)", "42"),
     Rule("data.batch_size", positive_int, POS_INT, "32"),
     Rule("data.num_workers", nonneg_int, "an integer >= 0", "0"),
-    Rule("data.val_fraction", fraction, "a number in [0, 1)", "0.15"),
-    Rule("data.test_fraction", fraction, "a number in [0, 1)", "0.15"),
-    Rule("data.validation_split", fraction, "a number in [0, 1)", "0.2"),
+    Rule("data.val_fraction", open_fraction, "a number strictly between 0 and 1", "0.15"),
+    Rule("data.test_fraction", open_fraction, "a number strictly between 0 and 1", "0.15"),
+    Rule("data.validation_split", open_fraction, "a number strictly between 0 and 1", "0.2"),
     Rule("optimizer.lr", positive_number, POS_NUM, "0.001"),
     Rule("optimizer.weight_decay", nonneg_number, "a number >= 0", "0.0"),
     Rule("optimizer.momentum", nonneg_number, "a number >= 0", "0.9"),
