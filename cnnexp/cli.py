@@ -48,11 +48,20 @@ def user_error_message(exc: BaseException) -> str | None:
             return message
     for err in chain:
         if isinstance(err, (MissingConfigException, OverrideParseException)):
-            return _strip_search_path(str(err))
+            return _with_fix(_strip_search_path(str(err)))
     for err in chain:
         if isinstance(err, (ConfigCompositionException, OmegaConfBaseException)):
-            return _strip_search_path(str(err))
+            return _with_fix(_strip_search_path(str(err)))
     return None
+
+
+HYDRA_FIX = ("Fix: check the spelling of the key or option; `python -m cnnexp --help` lists the config groups and "
+             "`python -m cnnexp --cfg job` prints the composed config (add a new key with +key=value).")
+
+
+def _with_fix(message: str) -> str:
+    """Hydra's and OmegaConf's messages, ending with a Fix like cnnexp's own."""
+    return message if "Fix:" in message else f"{message}\n{HYDRA_FIX}"
 
 
 def _os_error_message(err: BaseException) -> str | None:

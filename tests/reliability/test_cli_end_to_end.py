@@ -187,11 +187,14 @@ def test_two_runs_started_together_get_distinct_folders(tmp_path: Path) -> None:
         assert out.strip().endswith(f"run: outputs/runs/{folder.name}")
 
 
-def test_sigterm_saves_checkpoint_and_exits_143(tmp_path: Path) -> None:
-    """SLURM / Kubernetes stop jobs with SIGTERM: the run must save interrupted.ckpt and not look like a success."""
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
+def test_sigterm_saves_checkpoint_and_exits_143(tmp_path: Path, multirun: bool) -> None:
+    """SLURM / Kubernetes stop jobs with SIGTERM: the run must save interrupted.ckpt and not look like a success
+    (in a sweep too: the job's SIGTERM is not recorded as a finished job)."""
     import json
 
-    proc = start(tmp_path, *SMALL, *GUARDS, "trainer.max_epochs=3", *pause_at(tmp_path, 8))
+    sweep = ["-m", "seed=1,2"] if multirun else []
+    proc = start(tmp_path, *sweep, *SMALL, *GUARDS, "trainer.max_epochs=3", *pause_at(tmp_path, 8))
     wait_for(tmp_path / "paused", proc)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -199,7 +202,7 @@ def test_sigterm_saves_checkpoint_and_exits_143(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-3000:]
     assert "test/acc=" not in out and "Traceback" not in err
-    (run,) = runs(tmp_path)
+    (run,) = sorted((tmp_path / "outputs" / "multirun").glob("*/0")) if multirun else runs(tmp_path)
     assert load_checkpoint(run / "checkpoints" / "interrupted.ckpt")["global_step"] == 9
     info = json.loads((run / "run.json").read_text())
     assert (info["status"], info["exit_status"]) == ("interrupted", 143)

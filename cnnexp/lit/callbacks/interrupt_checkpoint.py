@@ -4,7 +4,9 @@ The first Ctrl-C only sets a flag (and restores the previous handler): at the en
 the point where Lightning's own step-based checkpoints are taken, the callback writes the checkpoint, prints how
 to resume, and raises `KeyboardInterrupt`, which Lightning turns into a graceful shutdown (loggers closed, exit
 status 1). A second Ctrl-C interrupts at once without saving. SIGTERM (a scheduler's kill) is handled by
-Lightning, which stops at a batch boundary with `SIGTERMException`; the callback then saves the same file.
+Lightning, which stops at a batch boundary with `SIGTERMException`; the callback then saves the same file, and
+`cnnexp.train.train` turns the exception (a `SystemExit` with no code, i.e. exit status 0) into exit status 143,
+so that schedulers and CI see a stopped job, not a success.
 
 Resuming: `resume=<run folder>` or `resume=true` picks the newer of `last.ckpt` and `interrupted.ckpt`
 (see `cnnexp.checkpoints.resolve_ckpt_path`). With `rng_state=True` the callback also stores the python, numpy
