@@ -28,21 +28,39 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _discard_unstarted_run_dir() -> None:
+    """A run refused before it wrote anything leaves no folder (only Hydra's .hydra/ and log were there)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnexp.run_folders import discard_unstarted_run_dir
+
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        discard_unstarted_run_dir(hydra_cfg.runtime.output_dir, f"{hydra_cfg.job.name}.log")
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Train, and return `cfg.optimized_metric` (what a hyperparameter sweeper maximises).
 
+    A user error (`cnnexp.cli.user_error_message`) prints one `error: ... Fix: ...` line and exits with status 2
+    from inside the job, so Hydra adds no "Error executing job" line; its traceback is in the run's log file.
     In a multirun (sweep), a failing job is logged to its own run folder and returns NaN, so the sweep goes on.
     """
+    from cnnexp.cli import exit_with_error, user_error_message
     from cnnexp.train import train
 
     try:
         metrics = train(cfg)
-    except Exception:
-        if not _is_multirun():
-            raise
-        log.error("This job failed (logged above); the sweep goes on and records NaN.")
-        return math.nan
+    except Exception as error:
+        message = user_error_message(error)
+        if _is_multirun():
+            log.error("This job failed (%s); the sweep goes on and records NaN.", message or "see the traceback above")
+            return math.nan
+        if message is None:
+            raise  # a bug: Hydra and run_cli show the traceback
+        _discard_unstarted_run_dir()
+        exit_with_error(message)
     name = cfg.get("optimized_metric")
     if not name:
         return math.nan

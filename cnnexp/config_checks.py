@@ -14,58 +14,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnexp.errors import ConfigError
+from cnnexp.rules import (
+    fraction,
+    is_int,
+    nonneg_int,
+    nonneg_number,
+    open_fraction,
+    padding,
+    positive_int,
+    positive_number,
+    positive_pair,
+    seed,
+)
 
 _ABSENT = object()
 
 
-# -- predicates: value -> bool ---------------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def positive_int(v: Any) -> bool:
-    return _is_int(v) and v >= 1
-
-
-def nonneg_int(v: Any) -> bool:
-    return _is_int(v) and v >= 0
-
-
-def positive_number(v: Any) -> bool:
-    return _is_number(v) and v > 0 and v == v and v != float("inf")
-
-
-def nonneg_number(v: Any) -> bool:
-    return _is_number(v) and v >= 0 and v == v and v != float("inf")
-
-
-def fraction(v: Any) -> bool:
-    """A number in [0, 1)."""
-    return _is_number(v) and 0 <= v < 1
+# -- predicates: value -> bool (the shared ones live in cnnexp.rules) -----------------------------------------
+_is_int = is_int
 
 
 def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     """`check`, or None."""
     return lambda v: v is None or check(v)
-
-
-def positive_pair(v: Any) -> bool:
-    """A positive int or a list/tuple of two positive ints (kernel sizes, strides, pool sizes)."""
-    if isinstance(v, (list, tuple)):
-        return len(v) == 2 and all(positive_int(x) for x in v)
-    return positive_int(v)
-
-
-def padding(v: Any) -> bool:
-    if isinstance(v, str):
-        return v in ("valid", "same")
-    if isinstance(v, (list, tuple)):
-        return len(v) == 2 and all(nonneg_int(x) for x in v)
-    return nonneg_int(v)
 
 
 def epochs(v: Any) -> bool:
@@ -115,12 +86,13 @@ def _choice(key: str, choices: Callable[[], tuple[str, ...]], example: str) -> R
 
 POS_INT, POS_NUM = "a positive integer", "a number > 0"
 RULES: tuple[Rule, ...] = (
-    Rule("seed", optional(_is_int), "an integer (or null for a random seed)", "42"),
+    Rule("seed", optional(seed), "an integer in [0, 2**32 - 1] (or null for a random seed)", "42"),
+    Rule("data.seed", optional(seed), "an integer in [0, 2**32 - 1] (or null: the run's seed)", "42"),
     Rule("data.batch_size", positive_int, POS_INT, "32"),
     Rule("data.num_workers", nonneg_int, "an integer >= 0", "0"),
-    Rule("data.val_fraction", fraction, "a number in [0, 1)", "0.15"),
-    Rule("data.test_fraction", fraction, "a number in [0, 1)", "0.15"),
-    Rule("data.validation_split", fraction, "a number in [0, 1)", "0.2"),
+    Rule("data.val_fraction", open_fraction, "a number strictly between 0 and 1", "0.15"),
+    Rule("data.test_fraction", open_fraction, "a number strictly between 0 and 1", "0.15"),
+    Rule("data.validation_split", open_fraction, "a number strictly between 0 and 1", "0.2"),
     Rule("optimizer.lr", positive_number, POS_NUM, "0.001"),
     Rule("optimizer.weight_decay", nonneg_number, "a number >= 0", "0.0"),
     Rule("optimizer.momentum", nonneg_number, "a number >= 0", "0.9"),
@@ -173,9 +145,15 @@ def _problem(rule: Rule, key: str, value: Any, what: str = "") -> str | None:
     return f"{key}={value!r}{what} is invalid: expected {expect}. Fix: e.g. {key}={rule.example}"
 
 
-def config_problems(cfg: Any) -> list[str]:
-    """Every problem `check_config` would report, one message per bad key (empty when the config is fine)."""
-    problems = [_problem(r, r.key, v) for r in RULES if (v := _select(cfg, r.key)) is not _ABSENT]
+def config_problems(cfg: Any, imports: bool = True) -> list[str]:
+    """Every problem `check_config` would report, one message per bad key (empty when the config is fine).
+
+    With `imports=False` the rules whose choices come from cnnexp's modules (conv_impl, init: they import torch)
+    are skipped, so that the common mistakes are reported in milliseconds.
+    """
+    rules = RULES if imports else tuple(r for r in RULES if r.choices is None)
+    layer_rules = LAYER_RULES if imports else tuple(r for r in LAYER_RULES if r.choices is None)
+    problems = [_problem(r, r.key, v) for r in rules if (v := _select(cfg, r.key)) is not _ABSENT]
     layers = _select(cfg, "model.net.layers")
     if isinstance(layers, list):
         for i, layer in enumerate(layers):
@@ -183,7 +161,7 @@ def config_problems(cfg: Any) -> list[str]:
                 continue
             name = str(layer.get("_target_", "layer")).rsplit(".", 1)[-1]
             problems += [_problem(r, f"model.net.layers.{i}.{r.key}", layer[r.key], f" ({name})")
-                         for r in LAYER_RULES if r.key in layer]
+                         for r in layer_rules if r.key in layer]
     return [p for p in problems if p is not None]
 
 
@@ -196,7 +174,72 @@ def check_config(cfg: Any) -> None:
     Raises:
         ConfigError: `"<key>=<value> is invalid: expected ... Fix: e.g. <key>=<example>"`, one line per bad key.
     """
-    problems = config_problems(cfg)
+    problems = config_problems(cfg, imports=False) or config_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems) if len(problems) == 1 else
                           f"{len(problems)} config values are invalid:\n  " + "\n  ".join(problems))
+
+
+# -- unknown constructor arguments -----------------------------------------------------------------------------
+# Targets whose modules import without lightning (torch only), so their signatures can be read before the run.
+SIGNATURE_PREFIXES = ("cnnexp.layers.", "cnnexp.models.", "torch.optim.")
+SIGNATURE_NODES = ("optimizer", "scheduler", "model.net", "model.net.layers")
+
+
+def _signature_params(target: str) -> set[str] | None:
+    """The keyword arguments `target` accepts, or None when it takes `**kwargs` or cannot be inspected here."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(target)
+        params = inspect.signature(obj).parameters.values()
+    except Exception:  # an unknown target is reported by instantiate, with Hydra's own message
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+def _argument_problem(key: str, node: dict, in_list: bool) -> str | None:
+    target = node.get("_target_")
+    if not isinstance(target, str) or not target.startswith(SIGNATURE_PREFIXES):
+        return None
+    accepted = _signature_params(target)
+    if accepted is None:
+        return None
+    unknown = [k for k in node if isinstance(k, str) and not k.startswith("_") and k not in accepted]
+    if not unknown:
+        return None
+    name = target.rsplit(".", 1)[-1]
+    takes = ", ".join(sorted(a for a in accepted if a not in ("self", "params", "optimizer"))) or "no arguments"
+    fix = (f"Fix: remove it (~{key}.{unknown[0]}), or replace the whole list (model.net.layers=[...]): an "
+           f"entry replaced with another _target_ keeps the old entry's keys." if in_list else
+           f"Fix: remove it (~{key}.{unknown[0]}) or use one of the arguments above.")
+    return (f"{key}: {name} has no argument {', '.join(repr(u) for u in unknown)} (it takes {takes}). {fix}")
+
+
+def argument_problems(cfg: Any) -> list[str]:
+    """Arguments that the layers, the network, the optimizer and the scheduler do not accept (e.g. `optimizer.lrr`,
+    or `rate` left over in `model.net.layers.7` after replacing a Dropout with a MaxPool2D).
+
+    Reads the constructors' signatures, so it imports torch (not lightning); run it after `config_problems`.
+    """
+    problems = []
+    for key in SIGNATURE_NODES:
+        value = _select(cfg, key)
+        if isinstance(value, dict):
+            problems.append(_argument_problem(key, value, in_list=False))
+        elif isinstance(value, list):
+            problems += [_argument_problem(f"{key}.{i}", v, in_list=True) for i, v in enumerate(value)
+                         if isinstance(v, dict)]
+    return [p for p in problems if p is not None]
+
+
+def check_arguments(cfg: Any) -> None:
+    """Raise ConfigError listing every argument a constructor would refuse (see `argument_problems`)."""
+    problems = argument_problems(cfg)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else
+                          f"{len(problems)} config entries have unknown arguments:\n  " + "\n  ".join(problems))

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnexp.cli import run_cli
 from cnnexp.errors import ConfigError, DataError
+from cnnexp.run_folders import RESOLVED_CONFIG, run_dir_of
 
 CLI_KEYS = ("ckpt_path", "mode", "predict", "files")
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
@@ -41,26 +42,26 @@ def parse_args(argv: Sequence[str]) -> tuple[DictConfig, DictConfig]:
     return cli, args
 
 
-def run_dir_of(ckpt_path: str | Path) -> Path:
-    """The run folder of a checkpoint: `<run>/checkpoints/x.ckpt` -> `<run>` (else the checkpoint's folder)."""
-    folder = Path(ckpt_path).resolve().parent
-    return folder.parent if folder.name == "checkpoints" else folder
-
-
 def load_run_config(ckpt_path: str | Path, overrides: DictConfig | None = None) -> DictConfig:
-    """The config a checkpoint was trained with, from its run folder, with `overrides` merged on top."""
-    from cnnexp.train import RESOLVED_CONFIG
+    """The config a checkpoint was trained with, from its run folder, with `overrides` merged on top.
+
+    Every `_target_` in it must be on cnnexp's allowlist (`cnnexp.trusted_config.check_targets`): the file may
+    come from anyone, and instantiating it must not run code.
+    """
+    from cnnexp.trusted_config import check_targets
 
     run_dir = run_dir_of(ckpt_path)
     for name in (RESOLVED_CONFIG, ".hydra/config.yaml"):
         if (run_dir / name).is_file():
-            cfg = OmegaConf.load(run_dir / name)
+            source = run_dir / name
+            cfg = OmegaConf.load(source)
             break
     else:
         raise ConfigError(f"no saved config for {ckpt_path}: expected {run_dir / RESOLVED_CONFIG} "
                           "(the checkpoint must stay inside its run folder, <run>/checkpoints/).")
     cfg = OmegaConf.merge(cfg, overrides or {})
     OmegaConf.set_struct(cfg, False)
+    check_targets(cfg, source)
     return cfg  # type: ignore[return-value]
 
 

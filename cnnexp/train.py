@@ -14,14 +14,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnexp.checkpoints import resolve_ckpt_path
+from cnnexp import provenance
+from cnnexp.checkpoints import resolve_ckpt_path, resume_errors
 from cnnexp.conf.sources import check_targets
-from cnnexp.config_checks import check_config
+from cnnexp.config_checks import check_arguments, check_config
 from cnnexp.errors import ConfigError
+from cnnexp.run_folders import RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
 
-RESOLVED_CONFIG = "config_resolved.yaml"  # the run's config with input_shape/num_classes filled in
+EXIT_SIGTERM = 128 + 15  # what a shell reports for a process killed by SIGTERM; schedulers read it as a failure
 
 
 def instantiate_dict(node: DictConfig | None) -> list[Any]:
@@ -35,6 +37,30 @@ def instantiate_dict(node: DictConfig | None) -> list[Any]:
     return [instantiate(conf) for conf in node.values() if conf is not None and "_target_" in conf]
 
 
+def check_output_dir(cfg: DictConfig) -> None:
+    """Refuse a `paths.output_dir` that is another run's folder (e.g. the absolute path saved in a run's
+    config_resolved.yaml, composed again with `--config-path <run>`): a run never writes into another run's folder."""
+    from cnnexp.run_folders import is_run_dir
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        current = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+        output_dir = cfg.paths.output_dir
+    except Exception:  # no paths group, or an interpolation that cannot resolve outside Hydra
+        return
+    if current and Path(output_dir).resolve() != Path(current).resolve() and is_run_dir(output_dir):
+        raise ConfigError(f"paths.output_dir={output_dir} is the folder of another run; a run never writes into "
+                          f"another run's folder. Fix: repeat that run with `python -m cnnexp.rerun {output_dir}`.")
+
+
+def check_data(datamodule: Any) -> None:
+    """Find the data set's files before the model is built (a missing MNIST is named in seconds, not after the
+    model); `prepare_data` downloads when the data module is told to. Only local rank 0 does it, as Lightning."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and hasattr(datamodule, "prepare_data"):
+        datamodule.prepare_data()
+
+
 def fill_data_shape(cfg: DictConfig, datamodule: Any) -> None:
     """Write the data's `(C, H, W)` and class count into `cfg.model.net` before the model is built."""
     if "net" not in cfg.model:
@@ -46,10 +72,9 @@ def fill_data_shape(cfg: DictConfig, datamodule: Any) -> None:
 
 def save_resolved_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Path:
     """Save the fully resolved config (with the filled data shape) where `cnnexp.evaluate` finds it."""
-    path = Path(output_dir) / RESOLVED_CONFIG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return path
+    from cnnexp.atomic_write import atomic_write_text
+
+    return atomic_write_text(Path(output_dir) / RESOLVED_CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def hyperparameters(cfg: DictConfig, model: Any) -> dict[str, Any]:
@@ -143,6 +168,16 @@ def quiet_library_output() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 
+def interrupted_exit_status(stop: BaseException) -> int:
+    """The exit status of a run stopped by `stop`: 143 (128 + SIGTERM) for SIGTERM, else its own code (Ctrl-C: 1)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(stop, SIGTERMException):
+        return EXIT_SIGTERM
+    code = getattr(stop, "code", 1)
+    return code if isinstance(code, int) else 1
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test the model the config describes; return the final metrics.
 
@@ -162,23 +197,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
         CnnexpError: a user error (bad config value, missing data, NaN loss, ...). Any error is logged
             (to the run's log file under Hydra) before it propagates.
     """
-    import lightning as L
-    import torch
-    from hydra.utils import instantiate
-
-    quiet_library_output()
     loggers: list[Any] = []
-    status = "failed"
+    status, exit_status, info, metrics = "failed", 1, None, {}
     try:
-        check_config(cfg)  # first: a bad value (seed=abc included) is named before anything runs
+        check_config(cfg)  # first: a bad value (seed=abc included) is named before lightning is imported
         check_targets(cfg)  # an unknown _target_ is named with the config file that set it
-        L.seed_everything(cfg.seed, workers=True)
+        check_arguments(cfg)
+        check_output_dir(cfg)
+        import lightning as L
+        import torch
+        from hydra.utils import instantiate
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        quiet_library_output()
+        seed = L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
             torch.set_num_threads(int(cfg.torch_threads))
+        output_dir = cfg.paths.output_dir
+        if rank_zero_only.rank == 0:  # under DDP every process runs train(); one writes the files
+            info = provenance.collect(cfg, seed)
+            provenance.write(output_dir, info)
 
         log.info("Data: %s", cfg.data._target_)
         datamodule = instantiate(cfg.data)
+        check_data(datamodule)
         fill_data_shape(cfg, datamodule)
+        ckpt_path = resolve_ckpt_path(cfg) if cfg.get("train", True) else None  # before the model: a mismatch is named
         log.info("Model: %s", cfg.model._target_)
         model = instantiate(cfg.model)
         if hasattr(getattr(model, "net", None), "summary"):
@@ -187,15 +231,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = instantiate_dict(cfg.get("callbacks"))
         loggers = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        output_dir = cfg.paths.output_dir
-        if trainer.is_global_zero:  # under DDP every process runs train(); one writes the files
+        if trainer.is_global_zero:
             save_resolved_config(cfg, output_dir)
+            if info is not None:
+                provenance.log_to_tensorboard(info, loggers)
         log_hyperparameters(cfg, model, loggers)
         log_graph(model, loggers)
 
-        metrics: dict[str, float] = {}
         if cfg.get("train", True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg), weights_only=True)
+            with resume_errors(ckpt_path):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             metrics.update(_floats(trainer.callback_metrics))
         if cfg.get("test", True):
             ckpt = best_checkpoint(trainer) if cfg.get("train", True) else resolve_ckpt_path(cfg)
@@ -203,19 +248,30 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 log.warning("No best checkpoint to test: testing the model's current weights.")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
             metrics.update(_floats(trainer.callback_metrics))
-        status = "success"
+        status, exit_status = "success", 0
     except Exception as error:
-        from cnnexp.cli import user_error_message
+        from cnnexp.cli import EXIT_USER_ERROR, log_to_run_file, user_error_message
 
         message = user_error_message(error)
-        if message is None:
-            log.exception("The run failed")  # a bug: keep the traceback in the run's log
-        else:
-            log.error("The run failed: %s", message)
+        exit_status = 1 if message is None else EXIT_USER_ERROR
+        # the full traceback goes to the run's log file; the console gets one `error:` line (or the bug's traceback)
+        log_to_run_file(f"The run failed: {message or 'a bug'}", error)
+        raise
+    except BaseException as stop:  # SIGTERM (Lightning's SIGTERMException), Ctrl-C (Lightning's sys.exit(1))
+        status, exit_status = "interrupted", interrupted_exit_status(stop)
+        if exit_status == EXIT_SIGTERM:
+            log.error("Stopped by SIGTERM: exit status %d (resume with resume=true or resume=<this run folder>).",
+                      EXIT_SIGTERM)
+            raise SystemExit(EXIT_SIGTERM) from None  # Lightning's SIGTERMException would exit 0, as a success
         raise
     finally:
         for logger in loggers:
             logger.finalize(status)  # flush and close the event files (also after an error)
+        if info is not None:
+            try:
+                provenance.write(output_dir, provenance.finish(info, status, exit_status, metrics))
+            except OSError:  # a full disk: the error that caused it is the one to report
+                pass
 
     if trainer.is_global_zero:
         name = "test/acc" if "test/acc" in metrics else "val/acc"

@@ -51,7 +51,7 @@ def test_default_run_learns_digits_and_writes_its_run_folder(make_cfg, capsys):
     scalars, hparam_metrics, graph = event_data(f"{run}/tensorboard")
     for tag in ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "lr-Adam"]:
         assert tag in scalars, tag
-    assert hparam_metrics == ["val/acc_best"]  # not Lightning's hp_metric placeholder
+    assert hparam_metrics[0] == "val/acc_best" and "hp_metric" not in hparam_metrics  # no Lightning placeholder
     assert scalars["val/acc_best"][-1] == pytest.approx(metrics["val/acc_best"])
     assert max(scalars["val/acc"]) == pytest.approx(metrics["val/acc_best"])
 
@@ -132,3 +132,45 @@ def test_model_graph_in_tensorboard(make_cfg, conv_impl):
     train(cfg)
     _, _, graph = event_data(f"{cfg.paths.output_dir}/tensorboard")
     assert graph
+
+
+def test_a_missing_data_set_is_found_before_the_model_is_built(make_cfg, tmp_path, caplog):
+    from cnnexp.errors import DataError
+
+    cfg = make_cfg("data=mnist", *FAST, data_dir=tmp_path / "empty")
+    with caplog.at_level("INFO", logger="cnnexp.train"), pytest.raises(DataError, match="mnist is missing from"):
+        train(cfg)
+    assert any(r.getMessage().startswith("Data: ") for r in caplog.records)
+    assert not any(r.getMessage().startswith("Model: ") for r in caplog.records)  # the model was never built
+
+
+def test_run_json_tensorboard_text_and_hparams_record_the_provenance(make_cfg):
+    """run.json: command, versions, machine, the seed a seed=null run drew, tags, status, metrics; the same in
+    TensorBoard's Text tab; tags in the hparams; checkpoints with the permissions of the other run files."""
+    import json
+    import os
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = make_cfg(*FAST, "trainer.max_epochs=1", "seed=null", "tags=[baseline,lr_sweep]")
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    info = json.loads((run / "run.json").read_text())
+    assert (info["status"], info["exit_status"], info["tags"]) == ("success", 0, ["baseline", "lr_sweep"])
+    assert isinstance(info["seed"], int) and info["metrics"]["test/acc"] == metrics["test/acc"]
+    import lightning
+    import torch
+    assert torch.__version__.startswith(info["versions"]["torch"])
+    assert info["versions"]["lightning"] == lightning.__version__
+    assert info["machine"]["torch_threads"] >= 1 and info["machine"]["cpu"]
+    assert info["start"] <= info["end"]
+
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert "provenance/text_summary" in acc.Tags()["tensors"]
+    hparams = yaml.safe_load((run / "tensorboard" / "hparams.yaml").read_text())
+    assert hparams["tags"] == ["baseline", "lr_sweep"]
+
+    mode = os.stat(run / "config_resolved.yaml").st_mode & 0o777
+    assert all(os.stat(p).st_mode & 0o777 == mode for p in (run / "checkpoints").glob("*.ckpt"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import lightning as L
@@ -9,28 +10,33 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnexp.data.sampler import EpochShuffleSampler
 from cnnexp.data.tensor_dataset import collate_images
+from cnnexp import rules
 from cnnexp.errors import ConfigError
 
 
 def check_int(key: str, value: object, minimum: int = 1) -> int:
-    """Return `value` as an int, or raise ConfigError naming `data.<key>` when it is not an int >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"data.{key}={value!r} is invalid: expected an integer >= {minimum} "
-                          f"(set it with `data.{key}=...`).")
+    """Return `value` as an int, or raise ConfigError naming `data.<key>` when it is not an int >= minimum
+    (`cnnexp.rules.positive_int` / `nonneg_int`, as the early config check)."""
+    if not rules.is_int(value) or value < minimum:  # type: ignore[operator]
+        raise ConfigError(f"data.{key}={value!r} is invalid: expected an integer >= {minimum}. "
+                          f"Fix: e.g. data.{key}={max(minimum, 1) * 32 if key == 'batch_size' else minimum}")
     return value
 
 
 def check_fraction(key: str, value: object, low: float = 0.0, high: float = 1.0) -> float:
-    """Return `value` as a float in the open interval (low, high), or raise ConfigError naming `data.<key>`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
-        raise ConfigError(f"data.{key}={value!r} is invalid: expected a number strictly between {low} and {high}.")
+    """Return `value` as a float in the open interval (low, high), or raise ConfigError naming `data.<key>`
+    (`cnnexp.rules.open_fraction` for the default bounds, as the early config check)."""
+    if not rules.is_number(value) or not low < value < high:  # type: ignore[operator]
+        raise ConfigError(f"data.{key}={value!r} is invalid: expected a number strictly between {low} and {high}. "
+                          f"Fix: e.g. data.{key}=0.15")
     return float(value)
 
 
 def check_choice(key: str, value: object, choices: Sequence[str]) -> str:
     """Return `value` when it is one of `choices`, else raise ConfigError listing them."""
     if value not in choices:
-        raise ConfigError(f"data.{key}={value!r} is invalid: choose one of {', '.join(map(str, choices))}.")
+        raise ConfigError(f"data.{key}={value!r} is invalid: expected one of {', '.join(map(str, choices))}. "
+                          f"Fix: e.g. data.{key}={choices[0]}")
     return str(value)
 
 
@@ -58,7 +64,8 @@ class BaseDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (0 = load in the main process).
         pin_memory: page-lock batches for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (only used when num_workers > 0).
-        seed: seeds the split (where the subclass makes one) and the train order.
+        seed: seeds the split (where the subclass makes one) and the train order; None: the run's seed
+            (`PL_GLOBAL_SEED`, set by `lightning.seed_everything`).
     """
 
     input_shape: tuple[int, int, int]
@@ -66,13 +73,18 @@ class BaseDataModule(L.LightningDataModule):
     class_names: list[str]
 
     def __init__(self, batch_size: int = 32, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False, seed: int = 42) -> None:
+                 persistent_workers: bool = False, seed: int | None = 42) -> None:
         super().__init__()
         self.batch_size = check_int("batch_size", batch_size)
         self.num_workers = check_int("num_workers", num_workers, minimum=0)
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
-        self.seed = check_int("seed", seed, minimum=0)
+        if seed is None:  # `seed: null`: the seed train() drew with lightning.seed_everything
+            seed = int(os.environ.get("PL_GLOBAL_SEED", "0"))
+        if not rules.seed(seed):
+            raise ConfigError(f"data.seed={seed!r} is invalid: expected an integer in [0, 2**32 - 1]. "
+                              f"Fix: e.g. seed=42.")
+        self.seed = int(seed)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None

@@ -8,56 +8,44 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Real
 
+from cnnexp import rules
 from cnnexp.errors import ConfigError
+from cnnexp.functional import IntPair
+from cnnexp.functional.padding import Padding
 
-IntPair = int | tuple[int, int]
-Padding = str | int | tuple[int, int]
-
-PADDING_MODES = ("valid", "same")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
+__all__ = ["IntPair", "Padding", "choice", "number", "padding_arg", "positive_int", "positive_pair"]
 
 
 def positive_int(layer: str, arg: str, value: object) -> int:
-    """Return `value` as an int >= 1, or raise ConfigError naming `layer` and `arg`."""
-    if not _is_int(value) or int(value) < 1:
+    """Return `value` as an int >= 1 (`cnnexp.rules.positive_int`), or raise ConfigError naming `layer` and `arg`."""
+    if not rules.positive_int(value):
         raise ConfigError(f"{layer}: {arg} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return int(value)  # type: ignore[call-overload]
 
 
 def positive_pair(layer: str, arg: str, value: object) -> tuple[int, int]:
-    """Return an int or an (h, w) pair as a pair of ints >= 1 (Keras accepts both forms)."""
-    if _is_int(value):
-        items = (value, value)
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
-        items = tuple(value)
-    else:
+    """Return an int or an (h, w) pair as a pair of ints >= 1 (`cnnexp.rules.positive_pair`; Keras takes both)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = list(value)
+    if not rules.positive_pair(value):
         raise ConfigError(f"{layer}: {arg} must be an integer >= 1 or a pair [h, w] of them, got {value!r}")
-    if not all(_is_int(v) and int(v) >= 1 for v in items):
-        raise ConfigError(f"{layer}: {arg} must be an integer >= 1 or a pair [h, w] of them, got {value!r}")
-    return int(items[0]), int(items[1])
+    h, w = value if isinstance(value, list) else (value, value)
+    return int(h), int(w)
 
 
 def padding_arg(layer: str, value: object) -> Padding:
-    """Return 'valid' | 'same' (case-insensitive, like Keras), an int >= 0 or an (h, w) pair of them."""
-    if isinstance(value, str) and value.lower() in PADDING_MODES:
+    """Return 'valid' | 'same' (case-insensitive, like Keras), an int >= 0 or an (h, w) pair of them
+    (`cnnexp.rules.padding`)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = list(value)
+    if not rules.padding(value):
+        raise ConfigError(f"{layer}: padding must be one of {list(rules.PADDING_MODES)}, an integer >= 0 or a pair "
+                          f"[h, w], got {value!r}")
+    if isinstance(value, str):
         return value.lower()
-    if _is_int(value) and int(value) >= 0:
-        return int(value)
-    if (
-        isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and len(value) == 2
-        and all(_is_int(v) and int(v) >= 0 for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ConfigError(
-        f"{layer}: padding must be one of {list(PADDING_MODES)}, an integer >= 0 or a pair [h, w], got {value!r}"
-    )
+    return (int(value[0]), int(value[1])) if isinstance(value, list) else int(value)  # type: ignore[arg-type]
 
 
 def number(layer: str, arg: str, value: object) -> float:

@@ -185,3 +185,50 @@ def test_two_runs_started_together_get_distinct_folders(tmp_path: Path) -> None:
     for folder, (out, _) in zip(folders, sorted(outs, key=lambda o: o[0].rsplit("run: ", 1)[-1])):
         assert (folder / "config_resolved.yaml").is_file() and (folder / ".hydra" / "config.yaml").is_file()
         assert out.strip().endswith(f"run: outputs/runs/{folder.name}")
+
+
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
+def test_sigterm_saves_checkpoint_and_exits_143(tmp_path: Path, multirun: bool) -> None:
+    """SLURM / Kubernetes stop jobs with SIGTERM: the run must save interrupted.ckpt and not look like a success
+    (in a sweep too: the job's SIGTERM is not recorded as a finished job)."""
+    import json
+
+    sweep = ["-m", "seed=1,2"] if multirun else []
+    proc = start(tmp_path, *sweep, *SMALL, *GUARDS, "trainer.max_epochs=3", *pause_at(tmp_path, 8))
+    wait_for(tmp_path / "paused", proc)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    (tmp_path / "go").touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "test/acc=" not in out and "Traceback" not in err
+    (run,) = sorted((tmp_path / "outputs" / "multirun").glob("*/0_seed=1")) if multirun else runs(tmp_path)
+    assert load_checkpoint(run / "checkpoints" / "interrupted.ckpt")["global_step"] == 9
+    info = json.loads((run / "run.json").read_text())
+    assert (info["status"], info["exit_status"]) == ("interrupted", 143)
+
+
+def test_rerun_repeats_a_run_in_a_new_folder_and_leaves_the_original_untouched(tmp_path: Path) -> None:
+    import json
+
+    first = cnnexp(tmp_path, *SMALL, "trainer.max_epochs=2", "trainer.deterministic=true", "tags=[first]")
+    assert first.returncode == 0, first.stderr[-3000:]
+    (original,) = runs(tmp_path)
+    before = {p: p.read_bytes() for p in original.rglob("*") if p.is_file()}
+    result = subprocess.run([sys.executable, "-m", "cnnexp.rerun", str(original.relative_to(tmp_path)),
+                             "tags=[again]"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p: p.read_bytes() for p in original.rglob("*") if p.is_file()} == before  # byte for byte
+    (new,) = [r for r in runs(tmp_path) if r != original]
+    info = json.loads((new / "run.json").read_text())
+    assert info["rerun_of"] == str(original.resolve()) and info["tags"] == ["again"]
+    old_info = json.loads((original / "run.json").read_text())
+    assert info["metrics"]["test/acc"] == old_info["metrics"]["test/acc"]
+    assert info["metrics"]["val/loss"] == old_info["metrics"]["val/loss"]
+    table = result.stdout[result.stdout.index("metric "):]
+    assert "test/acc" in table and "same" in table and "diff" not in table
+
+    refused = subprocess.run([sys.executable, "-m", "cnnexp.rerun", str(original), f"hydra.run.dir={original}"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert refused.returncode == 2 and "a rerun never writes into another run's folder" in refused.stderr
+    assert {p: p.read_bytes() for p in original.rglob("*") if p.is_file()} == before

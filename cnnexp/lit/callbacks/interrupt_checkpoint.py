@@ -4,7 +4,9 @@ The first Ctrl-C only sets a flag (and restores the previous handler): at the en
 the point where Lightning's own step-based checkpoints are taken, the callback writes the checkpoint, prints how
 to resume, and raises `KeyboardInterrupt`, which Lightning turns into a graceful shutdown (loggers closed, exit
 status 1). A second Ctrl-C interrupts at once without saving. SIGTERM (a scheduler's kill) is handled by
-Lightning, which stops at a batch boundary with `SIGTERMException`; the callback then saves the same file.
+Lightning, which stops at a batch boundary with `SIGTERMException`; the callback then saves the same file, and
+`cnnexp.train.train` turns the exception (a `SystemExit` with no code, i.e. exit status 0) into exit status 143,
+so that schedulers and CI see a stopped job, not a success.
 
 Resuming: `resume=<run folder>` or `resume=true` picks the newer of `last.ckpt` and `interrupted.ckpt`
 (see `cnnexp.checkpoints.resolve_ckpt_path`). With `rng_state=True` the callback also stores the python, numpy
@@ -25,6 +27,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnnexp.checkpoints import CKPT_DIR, INTERRUPTED, rng_states, set_rng_states
+from cnnexp.run_folders import run_dir_of
 
 
 class InterruptCheckpoint(Callback):
@@ -113,7 +116,7 @@ class InterruptCheckpoint(Callback):
         # the full state (optimizer, loops), through the strategy's CheckpointIO (atomic with AtomicCheckpointIO)
         trainer.save_checkpoint(path, weights_only=False)
         self.saved_path = path
-        run_dir = path.parent.parent if path.parent.name == CKPT_DIR else path.parent
+        run_dir = run_dir_of(path)
         sys.stderr.write(
             f"{why}: saved {path} at epoch {trainer.current_epoch}, global step {trainer.global_step}.\n"
             f"Resume with: python -m cnnexp {_overrides()}resume={run_dir}   (or ckpt_path={path})\n"
