@@ -16,6 +16,9 @@ checkpoint: `<run>/epoch_004.onnx`, `.pt2` or `.weights.h5` (so `cnnexp.evaluate
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,8 +85,20 @@ def _require_onnx() -> None:
 def save_onnx(net: nn.Module, x: torch.Tensor, out: Path) -> None:
     """Write `net` as an ONNX file of standard ops (opset 18), dynamic batch."""
     _require_onnx()
-    program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes=(_batch_dim(),), opset_version=OPSET,
-                                custom_translation_table=onnx_translations(), verbose=False)
+    progress = io.StringIO()  # the exporter prints its steps; shown only when it fails
+    # one exporter warning per custom op ("Expected meta_vals to be a sequence"): its outputs are single tensors
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._core")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(progress):
+            program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes=(_batch_dim(),), opset_version=OPSET,
+                                        custom_translation_table=onnx_translations(), verbose=False)
+    except Exception:
+        print(progress.getvalue(), file=sys.stderr)
+        raise
+    finally:
+        exporter_log.setLevel(level)
     program.save(str(out))
 
 
