@@ -11,7 +11,9 @@ checkpoint: `<run>/epoch_004.onnx`, `.pt2` or `.weights.h5` (so `cnnexp.evaluate
   (`onnx_translations`), dynamic batch; checked with onnxruntime. Needs the `export` extra
   (`pip install 'cnnexp[export]'`: onnx, onnxscript, onnxruntime).
 - `keras`: a Keras 3 `.weights.h5` file (`save_keras_weights`) that `keras_model.load_weights(f)` loads into the
-  lecture's Keras Sequential; checked by reading it back into a fresh copy of the network.
+  lecture's Keras Sequential, or with `out=<name>.keras` a whole Keras model (`save_keras_archive`, needs the
+  keras package) that `keras.models.load_model(f)` loads; checked by reading it back into a fresh copy of the
+  network.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def load_exported(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def write(net: nn.Module, fmt: str, out: Path, x: torch.Tensor) -> float:
     """Write `net` as `fmt` to `out`, run the written file on `x` and return the largest |logit difference|."""
-    from cnnexp.models.keras_weights import load_keras_weights, save_keras_weights
+    from cnnexp.models.keras_weights import load_keras_weights, save_keras_archive, save_keras_weights
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
@@ -136,7 +138,7 @@ def write(net: nn.Module, fmt: str, out: Path, x: torch.Tensor) -> float:
     elif fmt == "onnx":
         save_onnx(net, x, out)
     if fmt == "keras":
-        save_keras_weights(net, out)
+        save_keras_archive(net, out) if out.suffix == ".keras" else save_keras_weights(net, out)
         copy = _fresh_copy(net)
         load_keras_weights(copy, out)
         with torch.no_grad():
@@ -179,9 +181,9 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path | None = None, batch
     ckpt = find_checkpoint(ckpt_path)
     net = load_model(ckpt)
     target = Path(out) if out else default_out(ckpt, fmt)
-    if fmt == "keras" and not target.name.endswith(FORMATS["keras"]):
-        raise ConfigError(f"out={target}: Keras 3 loads weights only from files named *.weights.h5. "
-                          f"Fix: out={target.with_suffix('')}.weights.h5")
+    if fmt == "keras" and not (target.name.endswith(FORMATS["keras"]) or target.suffix == ".keras"):
+        raise ConfigError(f"out={target}: Keras 3 reads weights from *.weights.h5 files and models from *.keras "
+                          f"archives. Fix: out={target.with_suffix('')}.weights.h5 (or .keras, which needs keras)")
     return target, write(net, fmt, target, example_batch(net, batch))
 
 

@@ -122,6 +122,11 @@ def test_keras_export_loads_into_the_keras_sequential_with_the_same_logits(train
     expected = model(x).detach().numpy()
     np.testing.assert_allclose(np.asarray(km.predict(x.permute(0, 2, 3, 1).numpy(), verbose=0)), expected,
                                atol=1e-4, rtol=0)
+    archive = export.main([f"ckpt_path={run}", "format=keras", f"out={tmp_path / 'digits.keras'}"])
+    loaded = keras.models.load_model(archive)  # the architecture comes from the archive this time
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in km.layers]
+    np.testing.assert_allclose(np.asarray(loaded.predict(x.permute(0, 2, 3, 1).numpy(), verbose=0)), expected,
+                               atol=1e-4, rtol=0)
 
 
 @pytest.mark.slow
@@ -153,5 +158,5 @@ def test_export_command_line_errors(argv, match, tmp_path):
 
 def test_keras_export_refuses_a_name_keras_cannot_load(trained, tmp_path):
     _, best, _ = trained
-    with pytest.raises(ConfigError, match=r"\*\.weights\.h5. Fix: out=.*m\.weights\.h5"):
+    with pytest.raises(ConfigError, match=r"\*\.weights\.h5 files.*Fix: out=.*m\.weights\.h5"):
         export.export(best, "keras", tmp_path / "m.h5")
