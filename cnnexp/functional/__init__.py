@@ -1,7 +1,11 @@
 """Pure tensor functions: the custom conv2d (hand-written backward), its references, max pooling, padding.
 
+Importing this package registers the custom ops `torch.ops.cnnexp.*` (conv2d, its two gradients, max_pool2d and
+its gradient; see conv2d.py and max_pool2d.py), which torch.compile, torch.export and the ONNX exporter see as
+opaque nodes.
+
 `CONV_IMPLS` maps the `conv_impl` names used by layers and configs to the functions:
-`"custom"` (the hand-written autograd Function), `"naive"` (the lecture's loop) and `"torch"`
+`"custom"` (the custom op with its hand-written backward), `"naive"` (the lecture's loop) and `"torch"`
 (F.conv2d, the baseline). All three share one signature:
 `(x, weight, bias=None, stride=1, padding="valid", dilation=1)`.
 """
