@@ -6,7 +6,8 @@ and the network; the weights load with `torch.load(weights_only=True)` (nothing 
 - test mode (the default): tests the checkpoint on the data's test split and prints `test/acc=...`, the value the
   end of training printed for its best checkpoint.
 - predict mode (`predict=[files]`, or `mode=predict files=[...]`): decodes each image as the data module does
-  (channels, resize to the model's input size) and prints `path: class (probability)`.
+  (channels, resize to the model's input size) and prints `path: class (probability)`. `ckpt_path` may also be a
+  `.pt2` or `.onnx` file that `python -m cnnexp.export` wrote into the run folder: that file computes the logits.
 
 Other `key=value` arguments override the saved config, e.g. `paths.data_dir=/elsewhere` or
 `trainer.accelerator=cpu` to evaluate a GPU run on a laptop.
@@ -75,7 +76,7 @@ def load_weights(model: Any, ckpt_path: str | Path) -> None:
     model.load_state_dict(checkpoint["state_dict"])
 
 
-def build(cfg: DictConfig, ckpt_path: str | Path) -> tuple[Any, Any]:
+def build(cfg: DictConfig, ckpt_path: str | Path | None) -> tuple[Any, Any]:
     """Rebuild `(datamodule, model)` from a run's config and load the checkpoint's weights."""
     import lightning as L
     from hydra.utils import instantiate
@@ -87,7 +88,8 @@ def build(cfg: DictConfig, ckpt_path: str | Path) -> tuple[Any, Any]:
     datamodule = instantiate(cfg.data)
     fill_data_shape(cfg, datamodule)
     model = instantiate(cfg.model)
-    load_weights(model, ckpt_path)
+    if ckpt_path is not None:  # None: an exported file runs instead (predict mode)
+        load_weights(model, ckpt_path)
     return datamodule, model
 
 
@@ -114,7 +116,10 @@ def predict_files(cfg: DictConfig, ckpt_path: str | Path, files: Sequence[str]) 
 
     from cnnexp.data.image_decode import BadImage, load_image
 
-    datamodule, model = build(cfg, ckpt_path)
+    from cnnexp.export import EXPORTED_SUFFIXES, load_exported
+
+    exported = Path(ckpt_path).suffix in EXPORTED_SUFFIXES  # a .pt2 / .onnx file that cnnexp.export wrote
+    datamodule, model = build(cfg, ckpt_path) if not exported else build(cfg, None)
     channels, height, width = datamodule.input_shape
     images = []
     for path in files:
@@ -127,7 +132,7 @@ def predict_files(cfg: DictConfig, ckpt_path: str | Path, files: Sequence[str]) 
     x = torch.stack(images).float()  # (N, C, H, W), 0..255
     model.eval()
     with torch.no_grad():
-        probs = model.predict_step(x, 0)  # (N, K)
+        probs = torch.softmax(load_exported(ckpt_path)(x), dim=1) if exported else model.predict_step(x, 0)  # (N, K)
     best, index = probs.max(dim=1)
     names = list(datamodule.class_names)
     return [(str(path), names[i], float(p)) for path, i, p in zip(files, index.tolist(), best.tolist())]

@@ -11,11 +11,16 @@ checkpoint: `<run>/epoch_004.onnx`, `.pt2` or `.weights.h5` (so `cnnexp.evaluate
   (`onnx_translations`), dynamic batch; checked with onnxruntime. Needs the `export` extra
   (`pip install 'cnnexp[export]'`: onnx, onnxscript, onnxruntime).
 - `keras`: a Keras 3 `.weights.h5` file (`save_keras_weights`) that `keras_model.load_weights(f)` loads into the
-  lecture's Keras Sequential; checked by reading it back into a fresh copy of the network.
+  lecture's Keras Sequential, or with `out=<name>.keras` a whole Keras model (`save_keras_archive`, needs the
+  keras package) that `keras.models.load_model(f)` loads; checked by reading it back into a fresh copy of the
+  network.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,8 +87,20 @@ def _require_onnx() -> None:
 def save_onnx(net: nn.Module, x: torch.Tensor, out: Path) -> None:
     """Write `net` as an ONNX file of standard ops (opset 18), dynamic batch."""
     _require_onnx()
-    program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes=(_batch_dim(),), opset_version=OPSET,
-                                custom_translation_table=onnx_translations(), verbose=False)
+    progress = io.StringIO()  # the exporter prints its steps; shown only when it fails
+    # one exporter warning per custom op ("Expected meta_vals to be a sequence"): its outputs are single tensors
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._core")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(progress):
+            program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes=(_batch_dim(),), opset_version=OPSET,
+                                        custom_translation_table=onnx_translations(), verbose=False)
+    except Exception:
+        print(progress.getvalue(), file=sys.stderr)
+        raise
+    finally:
+        exporter_log.setLevel(level)
     program.save(str(out))
 
 
@@ -111,7 +128,7 @@ def load_exported(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def write(net: nn.Module, fmt: str, out: Path, x: torch.Tensor) -> float:
     """Write `net` as `fmt` to `out`, run the written file on `x` and return the largest |logit difference|."""
-    from cnnexp.models.keras_weights import load_keras_weights, save_keras_weights
+    from cnnexp.models.keras_weights import load_keras_weights, save_keras_archive, save_keras_weights
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
@@ -121,7 +138,7 @@ def write(net: nn.Module, fmt: str, out: Path, x: torch.Tensor) -> float:
     elif fmt == "onnx":
         save_onnx(net, x, out)
     if fmt == "keras":
-        save_keras_weights(net, out)
+        save_keras_archive(net, out) if out.suffix == ".keras" else save_keras_weights(net, out)
         copy = _fresh_copy(net)
         load_keras_weights(copy, out)
         with torch.no_grad():
@@ -164,9 +181,9 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path | None = None, batch
     ckpt = find_checkpoint(ckpt_path)
     net = load_model(ckpt)
     target = Path(out) if out else default_out(ckpt, fmt)
-    if fmt == "keras" and not target.name.endswith(FORMATS["keras"]):
-        raise ConfigError(f"out={target}: Keras 3 loads weights only from files named *.weights.h5. "
-                          f"Fix: out={target.with_suffix('')}.weights.h5")
+    if fmt == "keras" and not (target.name.endswith(FORMATS["keras"]) or target.suffix == ".keras"):
+        raise ConfigError(f"out={target}: Keras 3 reads weights from *.weights.h5 files and models from *.keras "
+                          f"archives. Fix: out={target.with_suffix('')}.weights.h5 (or .keras, which needs keras)")
     return target, write(net, fmt, target, example_batch(net, batch))
 
 

@@ -3,8 +3,12 @@
 Also from scratch with hand-written backward: torch's grouped/depthwise conv (`conv2d(..., groups=)`),
 `avg_pool2d`, global pooling, `batch_norm` and nn.Conv2d's padding modes (`pad2d`).
 
+Importing this package registers the custom ops `torch.ops.cnnexp.*` (conv2d, its two gradients, max_pool2d and
+its gradient; see conv2d.py and max_pool2d.py), which torch.compile, torch.export and the ONNX exporter see as
+opaque nodes.
+
 `CONV_IMPLS` maps the `conv_impl` names used by layers and configs to the functions:
-`"custom"` (the hand-written autograd Function), `"naive"` (the lecture's loop) and `"torch"`
+`"custom"` (the custom op with its hand-written backward), `"naive"` (the lecture's loop) and `"torch"`
 (F.conv2d, the baseline). All three share one signature:
 `(x, weight, bias=None, stride=1, padding="valid", dilation=1)`.
 """

@@ -34,7 +34,6 @@ output) and lets the next conv and pool read NHWC data without a transpose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 

@@ -45,8 +45,9 @@ class ImageClassifier(L.LightningModule):
             sweeps and the saved hyperparameters say `model.conv_impl`; the net config interpolates it.
         init: the weight initialisation scheme of the net ("keras" | "torch"), recorded the same way.
         dropout: the rate of the net's Dropout layer (`model.dropout`, 0 = none), recorded the same way.
-        compile: `torch.compile` the net in place (`fullgraph=True`; `model.compile=true`); the state dict keeps
-            its keys, so checkpoints load into an uncompiled net (`cnnexp.load_model`) as before.
+        compile: `torch.compile` the net in place with `fullgraph=True` (`model.compile=true`: inductor; or a
+            backend name, e.g. `model.compile=aot_eager`); the state dict keeps its keys, so checkpoints load into
+            an uncompiled net (`cnnexp.load_model`) as before.
 
     Shape:
         - Input: `(N, C, H, W)` float32 (0..255 when the net starts with a Rescaling layer).
@@ -54,14 +55,15 @@ class ImageClassifier(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
-                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0, compile: bool = False) -> None:
+                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0, compile: bool | str = False) -> None:
         super().__init__()
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True); the run's
-        # saved config (config_resolved.yaml) describes the net, optimizer and scheduler.
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        # saved config (config_resolved.yaml) describes the net, optimizer and scheduler (and model.compile, which
+        # says how the net ran, not what it is).
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "compile"], logger=False)
         self.net = net
-        if compile:
-            net.compile(fullgraph=True)  # cnnexp's conv and pool are torch.library ops: one graph, no breaks
+        if compile:  # cnnexp's conv and pool are torch.library ops: one graph, no breaks
+            net.compile(fullgraph=True, **({"backend": compile} if isinstance(compile, str) else {}))
         self.optimizer_factory = optimizer
         self.scheduler_factory = None if scheduler is None or (isinstance(scheduler, Mapping) and not scheduler) \
             else scheduler

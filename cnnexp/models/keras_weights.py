@@ -1,5 +1,6 @@
 """Import weights that Keras 3 saved (`model.save_weights("x.weights.h5")` or `model.save("x.keras")`), and export
-them the other way (`save_keras_weights`: a `.weights.h5` file that `keras_model.load_weights` reads).
+them the other way (`save_keras_weights`: a `.weights.h5` file that `keras_model.load_weights` reads;
+`save_keras_archive`: a `.keras` model, architecture included, that `keras.models.load_model` reads).
 
 Keras 3's HDF5 layout keys each layer by its snake-case class name and its rank among the model's layers
 of that class (conv2d, conv2d_1, ..., dense, dense_1, ...), whatever names the user gave:
@@ -25,7 +26,7 @@ import io
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -192,4 +193,56 @@ def save_keras_weights(model: KerasSequential, path: str | Path) -> Path:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def _keras_layer(layer: Layer, keras: Any) -> Any:
+    """The Keras 3 layer that computes what `layer` does (same arguments), for `save_keras_archive`."""
+    from cnnexp.layers import Activation, Dropout, Flatten, MaxPool2D, Rescaling
+
+    kl = keras.layers
+    padding = getattr(layer, "padding", "valid")
+    if not isinstance(padding, str):
+        raise ConfigError(f"layer {layer.label} has padding={padding!r}, which Keras cannot express. "
+                          f"Fix: use padding 'valid' or 'same' to export it as a .keras model")
+    if isinstance(layer, Conv2D):
+        return kl.Conv2D(layer.filters, layer.kernel_size, layer.strides, padding, dilation_rate=layer.dilation_rate,
+                         groups=getattr(layer, "groups", 1), activation=layer.activation, use_bias=layer.use_bias,
+                         name=layer.name)
+    if isinstance(layer, Dense):
+        return kl.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
+    if isinstance(layer, MaxPool2D):
+        return kl.MaxPooling2D(layer.pool_size, layer.strides, padding, name=layer.name)
+    if isinstance(layer, Rescaling):
+        return kl.Rescaling(layer.scale, layer.offset, name=layer.name)
+    if isinstance(layer, Flatten) and layer.data_format == "channels_last":
+        return kl.Flatten(name=layer.name)
+    if isinstance(layer, Dropout):
+        return kl.Dropout(layer.rate, name=layer.name)
+    if isinstance(layer, Activation):
+        return kl.Activation(layer.activation, name=layer.name)
+    raise ConfigError(f"layer {layer.label} has no Keras counterpart here. Fix: export format=keras (weights only)")
+
+
+def save_keras_archive(model: KerasSequential, path: str | Path) -> Path:
+    """Write `model` as a Keras 3 `.keras` archive (architecture and weights): `keras.models.load_model(path)`
+    gives the same logits on channels-last input. Needs the keras package (any backend).
+
+    Raises:
+        ConfigError: the name does not end in `.keras`, keras is missing, or a layer has no Keras counterpart.
+    """
+    import tempfile
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ConfigError(f"{path}: Keras 3 archives are named *.keras. Fix: name it {path.stem}.keras")
+    try:
+        import keras
+    except ImportError as err:
+        raise ConfigError(f"writing a .keras archive needs keras ({err}). Fix: pip install keras") from None
+    c, h, w = model.input_shape
+    km = keras.Sequential([keras.Input((h, w, c)), *(_keras_layer(layer, keras) for layer in model.layers)])
+    with tempfile.TemporaryDirectory() as tmp:
+        km.load_weights(save_keras_weights(model, Path(tmp) / "model.weights.h5"))
+    km.save(path)
     return path
