@@ -22,19 +22,30 @@ from typing import Any
 import torch
 
 from .geometry import WindowGeometry
-from .im2col import nchw_view, pad_nhwc
+from .im2col import nchw_view, nhwc_view, pad_nhwc
 from .pool_window import window_taps
 
 
 def _tap_weights(weight: torch.Tensor, c_in: int) -> torch.Tensor:
-    """`(C_in * m, 1, kH, kW)` -> `(kH * kW, 1, C_in, m, 1, 1)`: tap t's weights broadcast over a
-    `(N, C_in, m, H_out, W_out)` output."""
+    """`(C_in * m, 1, kH, kW)` -> `(kH * kW, m, 1, C_in, 1, 1)`: tap t's weights for multiplier k, contiguous over
+    the channels (a strided weight vector keeps the multiply-adds from vectorizing), broadcast over
+    `(N, C_in, H_out, W_out)`."""
     kh, kw = weight.shape[2:]
-    return weight.reshape(c_in, -1, kh * kw).permute(2, 0, 1)[:, None, :, :, None, None]
+    return weight.reshape(c_in, -1, kh * kw).permute(2, 1, 0).contiguous()[:, :, None, :, None, None]
+
+
+def _channels_last(shape: tuple[int, int, int, int], like: torch.Tensor) -> torch.Tensor:
+    """An empty `(N, C, H, W)` tensor with channels-last strides."""
+    n, c, h, w = shape
+    return nchw_view(like.new_empty((n, h, w, c)))
 
 
 class DepthwiseConv2dFunction(torch.autograd.Function):
-    """y = depthwise_conv2d(x, weight, bias); weight `(C_in * m, 1, kH, kW)`."""
+    """y = depthwise_conv2d(x, weight, bias); weight `(C_in * m, 1, kH, kW)`.
+
+    Every operand is an `(N, C, H, W)` view of NHWC memory, so each multiply-add streams over contiguous
+    channels; a multiplier m > 1 runs the taps once per k and interleaves the m results at the end.
+    """
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: WindowGeometry):
@@ -42,13 +53,21 @@ class DepthwiseConv2dFunction(torch.autograd.Function):
         ho, wo = geom.out_hw
         xp = nchw_view(pad_nhwc(x, geom.pads))  # (N, C_in, Hp, Wp), channels-last strides
         taps = window_taps(xp, geom)  # each (N, C_in, H_out, W_out)
-        tw = _tap_weights(weight, c)  # (T, 1, C_in, m, 1, 1)
-        m = tw.shape[3]
-        y = torch.empty((n, ho, wo, c, m), dtype=x.dtype, device=x.device).permute(0, 3, 4, 1, 2)  # (N,C,m,Ho,Wo)
-        torch.mul(taps[0].unsqueeze(2), tw[0], out=y)
-        for tap, wt in zip(taps[1:], tw[1:]):
-            y.addcmul_(tap.unsqueeze(2), wt)
-        y = y.reshape(n, c * m, ho, wo)  # a view: (C_in, m) are adjacent in memory
+        tw = _tap_weights(weight, c)  # (T, m, 1, C_in, 1, 1)
+        m = tw.shape[1]
+        outs = []
+        for k in range(m):
+            yk = torch.mul(taps[0], tw[0, k], out=_channels_last((n, c, ho, wo), x))
+            for tap, wt in zip(taps[1:], tw[1:, k]):
+                yk.addcmul_(tap, wt)
+            outs.append(yk)
+        if m == 1:
+            y = outs[0]
+        else:  # output channel c * m + k: interleave
+            y5 = x.new_empty((n, ho, wo, c, m))
+            for k, yk in enumerate(outs):
+                y5[..., k] = nhwc_view(yk)
+            y = nchw_view(y5.view(n, ho, wo, c * m))
         if bias is not None:
             y.add_(bias.view(1, -1, 1, 1))
         return y, xp
@@ -69,22 +88,23 @@ class DepthwiseConv2dFunction(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         ho, wo = g.out_hw
         m = weight.shape[0] // c
-        gv = grad_out.reshape(n, c, m, ho, wo)
+        gh = nhwc_view(grad_out).contiguous().view(n, ho, wo, c, m)  # NHWC memory, like the operands
+        gks = [nchw_view(gh[..., k] if m == 1 else gh[..., k].contiguous()) for k in range(m)]  # (N, C, Ho, Wo)
         grad_x = grad_w = grad_b = None
         if need_b and ctx.has_bias:
             grad_b = grad_out.sum(dim=(0, 2, 3))
         if need_w:
+            buf = _channels_last((n, c, ho, wo), xp)  # one product buffer, reused
             taps = window_taps(xp, g)
-            gw = torch.stack([(gv * tap.unsqueeze(2)).sum(dim=(0, 3, 4)) for tap in taps], dim=-1)  # (C, m, T)
-            grad_w = gw.reshape(c * m, 1, *g.kernel)
+            gw = torch.stack([torch.stack([torch.mul(gk, tap, out=buf).sum(dim=(0, 2, 3)) for tap in taps])
+                              for gk in gks])  # (m, T, C)
+            grad_w = gw.permute(2, 0, 1).reshape(c * m, 1, *g.kernel)
         if need_x:
             gxp = nchw_view(xp.new_zeros((n, *g.padded_hw, c)))  # (N, C_in, Hp, Wp), channels-last strides
             tw = _tap_weights(weight, c)
-            for gtap, wt in zip(window_taps(gxp, g), tw):
-                if m == 1:
-                    gtap.addcmul_(gv[:, :, 0], wt[:, :, 0])
-                else:
-                    gtap.add_((gv * wt).sum(dim=2))
+            for gtap, wts in zip(window_taps(gxp, g), tw):
+                for gk, wt in zip(gks, wts):
+                    gtap.addcmul_(gk, wt)
             t, _, l, _ = g.pads
             grad_x = gxp[:, :, t : t + h, l : l + w]
         return grad_x, grad_w, grad_b, None

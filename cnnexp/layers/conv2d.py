@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from cnnexp import functional as cf
+from cnnexp.errors import ConfigError
 from cnnexp.layers import activations
 from cnnexp.layers.base import Layer, Shape
 from cnnexp.layers.checks import IntPair, Padding, choice, padding_arg, positive_int, positive_pair
@@ -24,6 +25,8 @@ class Conv2D(Layer):
         activation: a name from `cnnexp.layers.activations` or None (linear).
         use_bias: add a learned bias per output channel.
         conv_impl: "custom" (hand-written backward, default), "naive" (lecture loops) or "torch" (baseline).
+        groups: Keras's / torch's grouped convolution: C_in and filters split into `groups` independent
+            convolutions (custom conv_impl only).
         padding_mode: what the padding holds, as nn.Conv2d: "zeros" (default, Keras), "reflect",
             "replicate" or "circular" (`cnnexp.functional.pad2d`, then a 'valid' conv).
 
@@ -50,6 +53,7 @@ class Conv2D(Layer):
         activation: str | None = None,
         use_bias: bool = True,
         conv_impl: str = "custom",
+        groups: int = 1,
         padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
@@ -61,6 +65,9 @@ class Conv2D(Layer):
         self.activation = activations.canonical_name(activation)
         self.use_bias = bool(use_bias)
         self.conv_impl = conv_impl
+        self.groups = positive_int("Conv2D", "groups", groups)
+        if self.filters % self.groups:
+            raise ConfigError(f"Conv2D: filters={self.filters} must be a multiple of groups={self.groups}")
         self.padding_mode = choice("Conv2D", "padding_mode", padding_mode, cf.PAD_MODES)
 
     @property
@@ -73,11 +80,13 @@ class Conv2D(Layer):
         self._conv_impl = choice("Conv2D", "conv_impl", value, tuple(cf.CONV_IMPLS))
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if input_shape and input_shape[0] % self.groups:
+            raise self.shape_error(input_shape, f"{input_shape[0]} input channels do not split into groups={self.groups}")
         h, w = window_output_hw(self, input_shape, self.kernel_size, self.strides, self.padding, self.dilation_rate)
         return (self.filters, h, w)
 
     def create_parameters(self, input_shape: Shape) -> None:
-        self.weight = nn.Parameter(torch.empty(self.filters, input_shape[0], *self.kernel_size))
+        self.weight = nn.Parameter(torch.empty(self.filters, input_shape[0] // self.groups, *self.kernel_size))
         self.register_parameter("bias", nn.Parameter(torch.empty(self.filters)) if self.use_bias else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +97,13 @@ class Conv2D(Layer):
         if self.padding_mode != "zeros":  # pad with the mode here, then a 'valid' conv
             pads = cf.resolve_padding(padding, tuple(x.shape[-2:]), self.kernel_size, self.strides, self.dilation_rate)
             x, padding = cf.pad2d(x, pads, self.padding_mode), "valid"
-        y = conv(x, self.weight, self.bias, stride=self.strides, padding=padding, dilation=self.dilation_rate)
+        kwargs = {"stride": self.strides, "padding": padding, "dilation": self.dilation_rate}
+        if self.groups != 1:
+            if self._conv_impl != "custom":
+                raise ConfigError(f"layer {self.label}: groups={self.groups} needs conv_impl='custom', got "
+                                  f"{self._conv_impl!r}")
+            kwargs["groups"] = self.groups
+        y = conv(x, self.weight, self.bias, **kwargs)
         return activations.get(self.activation)(y)
 
     def extra_repr(self) -> str:
@@ -96,4 +111,5 @@ class Conv2D(Layer):
         return (f"{c_in}, {self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
                 f"padding={self.padding!r}, dilation_rate={self.dilation_rate}, activation={self.activation!r}, "
                 f"use_bias={self.use_bias}, conv_impl={self._conv_impl!r}"
+                + (f", groups={self.groups}" if self.groups != 1 else "")
                 + (f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""))

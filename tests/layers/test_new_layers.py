@@ -26,6 +26,7 @@ BUILD_CASES = [
     (lambda: DepthwiseConv2D((3, 1), strides=2, padding="same", use_bias=False), (4, 9, 9), (4, 5, 5), 12),
     (lambda: SeparableConv2D(32, 3, padding="same"), (16, 8, 8), (32, 8, 8), 16 * 9 + 16 * 32 + 32),
     (lambda: SeparableConv2D(5, 3, depth_multiplier=3, dilation_rate=2), (4, 9, 9), (5, 5, 5), 12 * 9 + 60 + 5),
+    (lambda: Conv2D(6, 3, groups=2, padding="same"), (4, 5, 5), (6, 5, 5), 6 * 2 * 9 + 6),
 ]
 
 
@@ -54,6 +55,7 @@ def test_summary_counts_moving_statistics_as_non_trainable_like_keras():
     (lambda: SeparableConv2D(0, 3), "filters"),
     (lambda: AveragePooling2D(padding="full"), "padding"),
     (lambda: Conv2D(4, 3, padding_mode="mirror"), "padding_mode"),
+    (lambda: Conv2D(5, 3, groups=2), "multiple of groups"),
 ])
 def test_bad_arguments_raise_config_errors_naming_them(make, needle):
     with pytest.raises(ConfigError) as err:
@@ -64,6 +66,15 @@ def test_bad_arguments_raise_config_errors_naming_them(make, needle):
 def test_global_pooling_needs_an_image():
     with pytest.raises(ShapeError):
         GlobalAveragePooling2D().build((10,))
+
+
+def test_grouped_conv2d_needs_divisible_input_channels_and_the_custom_conv():
+    with pytest.raises(ShapeError, match="groups=2"):
+        Conv2D(4, 3, groups=2).build((3, 5, 5))
+    layer = Conv2D(4, 3, groups=2, conv_impl="torch")
+    layer.build((4, 5, 5))
+    with pytest.raises(ConfigError, match="conv_impl='custom'"):
+        layer(torch.randn(1, 4, 5, 5))
 
 
 def test_batch_normalization_uses_batch_statistics_in_training_and_moving_ones_in_eval():

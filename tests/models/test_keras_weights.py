@@ -210,6 +210,7 @@ NEW_LAYER_SPECS = {
         ("SeparableConv2D", "SeparableConv2D", dict(filters=6, kernel_size=3, strides=2, use_bias=False)),
         ("BatchNormalization", "BatchNormalization", dict(scale=False, epsilon=0.01)),
         ("AveragePooling2D", "AveragePooling2D", dict(pool_size=(2, 1))),
+        ("Conv2D", "Conv2D", dict(filters=4, kernel_size=2, groups=2, padding="same")),  # grouped
         ("DepthwiseConv2D", "DepthwiseConv2D", dict(kernel_size=(1, 2), use_bias=False)),
         ("GlobalMaxPooling2D", "GlobalMaxPooling2D", dict(keepdims=True)),
         ("Flatten", "Flatten", {}),

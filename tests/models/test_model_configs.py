@@ -30,6 +30,9 @@ CONFIG_CASES = [
     ("keras_cnn_dropout", (3, 180, 180), 5, 3_989_285, 0.2),
     ("keras_cnn", (1, 8, 8), 10, 16 * 9 + 16 + 32 * 144 + 32 + 64 * 288 + 64 + 64 * 128 + 128 + 1290, 0.0),
     ("tiny_cnn", (1, 8, 8), 10, 8 * 9 + 8 + 128 * 10 + 10, None),
+    # convs without bias, 4 x C BatchNormalization weights each (Keras counts the moving statistics), GAP head
+    ("keras_cnn_bn", (3, 180, 180), 5, 16 * 27 + 64 + 32 * 144 + 128 + 64 * 288 + 256 + 64 * 128 + 128 + 645, 0.0),
+    ("keras_cnn_bn", (1, 8, 8), 10, 16 * 9 + 64 + 32 * 144 + 128 + 64 * 288 + 256 + 64 * 128 + 128 + 1290, 0.0),
 ]
 
 
