@@ -20,7 +20,7 @@ SKIPPED_PROVIDERS = ("hydra", "schema")
 LABELS = {"main": "packaged", CWD_PROVIDER: "./conf", ENV_PROVIDER: f"${ENV_VAR}",
           "hydra.searchpath in command-line": "hydra.searchpath", "hydra.searchpath in main": "hydra.searchpath",
           "command-line": "--config-dir"}
-APPENDED_GROUPS = ("experiment", "hparams_search", "debug")  # not in the primary defaults: `+group=option`
+APPENDED_GROUPS = ("experiment", "hparams_search")  # not in the primary defaults: `+group=option`
 
 
 @dataclass
