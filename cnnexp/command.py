@@ -8,13 +8,15 @@
     cnnexp plan ...                  python -m cnnexp.plan
 
 A subcommand runs its module exactly as `python -m` does (`runpy`, with the rest of the command line as the
-module's arguments), so each keeps its own `--help`, options and errors; a subcommand whose module this
-version lacks is one `error:` line. `cnnexp --help` lists the subcommands; `cnnexp train --help` is the
-training help (config groups and where each option comes from).
+module's arguments), so each keeps its own options and errors; a subcommand whose module this version lacks
+is one `error:` line. `cnnexp --help` lists the subcommands. `cnnexp SUBCOMMAND --help` is the module's own help
+for train (config groups and where each option comes from), evaluate and report, and the module's docstring
+(its usage and options) for the others.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import runpy
 import sys
@@ -33,6 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 DEFAULT = "train"
 HELP_FLAGS = ("-h", "--help", "help")
+OWN_HELP = ("train", "evaluate", "report")  # their modules print their own --help; the others' docstring is shown
 
 
 def available(module: str) -> bool:
@@ -76,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: `cnnexp {name}` is not in this version of cnnexp (no module {module}). Fix: upgrade "
               "cnnexp, or see `cnnexp --help` for the subcommands it has.", file=sys.stderr)
         return EXIT_USER_ERROR
+    if name not in OWN_HELP and len(args) == 1 and args[0] in HELP_FLAGS[:2]:
+        print((importlib.import_module(module).__doc__ or f"{module}: no help.").strip())
+        return 0
     sys.argv = [f"cnnexp {name}", *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)  # its sys.exit(...) is the command's exit
     return 0

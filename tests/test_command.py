@@ -69,3 +69,9 @@ def test_the_installed_console_script_prints_the_overview():
         pytest.skip("the cnnexp console script is not installed in this environment (pip install -e . installs it)")
     result = run(str(script), "--help")
     assert result.returncode == 0 and "subcommands:" in result.stdout
+
+
+def test_a_subcommand_without_its_own_help_shows_its_modules_docstring(monkeypatch, capsys):
+    monkeypatch.setitem(SUBCOMMANDS, "fetch", ("cnnexp.data.download", "fetch an archive"))
+    assert command.main(["fetch", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("Fetch a data set archive")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.object_type import ObjectType
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cnnexp.conf.search_path import CWD_PROVIDER, ENV_PROVIDER, ENV_VAR
 
@@ -20,7 +20,7 @@ SKIPPED_PROVIDERS = ("hydra", "schema")
 LABELS = {"main": "packaged", CWD_PROVIDER: "./conf", ENV_PROVIDER: f"${ENV_VAR}",
           "hydra.searchpath in command-line": "hydra.searchpath", "hydra.searchpath in main": "hydra.searchpath",
           "command-line": "--config-dir"}
-APPENDED_GROUPS = ("experiment", "hparams_search", "debug")  # not in the primary defaults: `+group=option`
+APPENDED_GROUPS = ("experiment", "hparams_search")  # not in the primary defaults: `+group=option`
 
 
 @dataclass
@@ -134,20 +134,18 @@ def format_options(sources: list[Any] | None = None, choices: Any = None, width:
 
 
 def _targets(node: Any, key: str = "") -> list[tuple[str, str]]:
-    """`[(key, target)]` for every `_target_` string in a config."""
+    """`[(key, target)]` for every `_target_` string in a plain (`OmegaConf.to_container`) config."""
     found = []
-    if isinstance(node, DictConfig):
-        for name in node.keys():
+    if isinstance(node, dict):
+        for name, child in node.items():
             child_key = f"{key}.{name}" if key else str(name)
-            if name == "_target_":
-                value = node._get_node(name)._value()  # the raw value: no interpolation resolved
-                if isinstance(value, str):
-                    found.append((child_key, value))
+            if name == "_target_" and isinstance(child, str):
+                found.append((child_key, child))
             else:
-                found.extend(_targets(node._get_node(name), child_key))
-    elif isinstance(node, ListConfig):
-        for index in range(len(node)):
-            found.extend(_targets(node._get_node(index), f"{key}[{index}]"))
+                found.extend(_targets(child, child_key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found.extend(_targets(child, f"{key}[{index}]"))
     return found
 
 
@@ -174,7 +172,7 @@ def check_targets(cfg: DictConfig) -> None:
 
     from cnnexp.errors import ConfigError
 
-    for key, target in _targets(cfg):
+    for key, target in _targets(OmegaConf.to_container(cfg, resolve=False)):
         try:
             _locate(target)
         except ImportError as error:

@@ -138,6 +138,10 @@ def download(archive: Archive, part: Path, root: Path) -> None:
                         break
                     _write(file, data)
                     received += len(data)
+                    if expected and received * 10 // expected > (received - len(data)) * 10 // expected:
+                        start = have if resumed else 0  # progress of the whole file, in tenths
+                        log.info("  %d%% of %.1f MiB", (start + received) * 100 // (start + expected),
+                                 (start + expected) / 2**20)
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise _disk_full(error, root, archive) from None

@@ -6,6 +6,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -187,3 +190,16 @@ def test_seed_flowers_with_download_true_fetches_and_trains_one_epoch(server, tm
     metrics = train(cfg)
     assert {"test/acc", "val/acc"} <= set(metrics) and (data_dir / "flower_photos/tulips").is_dir()
     assert server.ranges == [None]
+
+
+@pytest.mark.slow
+def test_offline_from_the_command_line_is_one_error_line(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "cnnexp", "+experiment=seed_flowers", "data.download=true",
+                             "data.archive.url=http://127.0.0.1:9/flower_photos.tgz", f"paths.data_dir={tmp_path}"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot download http://127.0.0.1:9/flower_photos.tgz" in errors[0]
+    assert "Traceback" not in result.stderr and not (tmp_path / "flower_photos").exists()
