@@ -51,8 +51,9 @@ def test_default_run_learns_digits_and_writes_its_run_folder(make_cfg, capsys):
     scalars, hparam_metrics, graph = event_data(f"{run}/tensorboard")
     for tag in ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "lr-Adam"]:
         assert tag in scalars, tag
-    assert hparam_metrics[0] == "val/acc_best" and "hp_metric" not in hparam_metrics  # no Lightning placeholder
+    assert hparam_metrics[0] == "val/acc_best" and "hp_metric" not in scalars  # not Lightning's placeholder
     assert scalars["val/acc_best"][-1] == pytest.approx(metrics["val/acc_best"])
+    assert min(scalars["val/acc_best"]) > 0.0  # only real epoch values (no fake (step 0, 0.0) point)
     assert max(scalars["val/acc"]) == pytest.approx(metrics["val/acc_best"])
 
 

@@ -91,7 +91,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
     def __init__(self, *args: Any, hparams_metrics: Sequence[str] = HPARAMS_METRICS,
                  custom_scalars: dict[str, Any] | None = LAYOUT, **kwargs: Any) -> None:
-        kwargs["default_hp_metric"] = False  # no -1 placeholder either
+        kwargs.setdefault("default_hp_metric", False)  # no -1 placeholder either
         super().__init__(*args, **kwargs)
         self.hparams_metrics = list(hparams_metrics)
         self.custom_scalars = custom_scalars
