@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -55,7 +56,11 @@ def main(cfg: DictConfig) -> float:
     except Exception as error:
         message = user_error_message(error)
         if _is_multirun():
-            log.error("This job failed (%s); the sweep goes on and records NaN.", message or "see the traceback above")
+            from hydra.core.hydra_config import HydraConfig
+
+            where = Path(HydraConfig.get().runtime.output_dir) / f"{HydraConfig.get().job.name}.log"
+            log.error("This job failed (%s); the sweep goes on and records NaN.",
+                      message or f"a bug; the traceback is in {where}")
             return math.nan
         if message is None:
             raise  # a bug: Hydra and run_cli show the traceback
