@@ -5,9 +5,9 @@ anyone can hand you. Hydra's `instantiate` calls whatever `_target_` names (`tor
 `weights_only: false` unpickles code; `builtins.open` creates files), so every `_target_` in such a config is
 checked first (`check_targets`), and only these may be built:
 
-- cnnexp's own classes in `cnnexp.layers`, `cnnexp.models`, `cnnexp.lit` and `cnnexp.data` that are layers,
-  networks, Lightning modules, data modules, callbacks or checkpoint IO (`ALLOWED_CNNEXP_BASES`), and the
-  functions in `ALLOWED_FUNCTIONS` (the augmentation factory);
+- cnnexp's own classes in `cnnexp.layers`, `.models`, `.lit`, `.data` and `.sweepers` that are layers,
+  networks, Lightning modules, data modules, callbacks, loggers or checkpoint IO (`ALLOWED_CNNEXP_BASES`), and
+  the functions in `ALLOWED_FUNCTIONS` (the augmentation factory);
 - torch.optim optimizers and torch.optim.lr_scheduler schedulers;
 - the Lightning trainer, strategy, callbacks and loggers that cnnexp's configs use (`ALLOWED_LIGHTNING`).
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from cnnexp.errors import ConfigError
 
-CNNEXP_PACKAGES = ("cnnexp.layers.", "cnnexp.models.", "cnnexp.lit.", "cnnexp.data.")
+CNNEXP_PACKAGES = ("cnnexp.layers.", "cnnexp.models.", "cnnexp.lit.", "cnnexp.data.", "cnnexp.sweepers.")
 ALLOWED_FUNCTIONS = frozenset({"cnnexp.data.augment.keras_augment"})
 TORCH_OPTIM_PACKAGES = ("torch.optim.",)
 ALLOWED_LIGHTNING = frozenset({
@@ -36,6 +36,7 @@ ALLOWED_LIGHTNING = frozenset({
     "lightning.pytorch.callbacks.TQDMProgressBar",
     "lightning.pytorch.loggers.TensorBoardLogger",
     "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.loggers.MLFlowLogger",
 })
 
 
@@ -43,6 +44,7 @@ ALLOWED_LIGHTNING = frozenset({
 # plugins installed with cnnexp[sweep], and cnnexp's Hydra callbacks.
 ALLOWED_HYDRA_PREFIXES = ("hydra._internal.core_plugins.", "hydra_plugins.hydra_submitit_launcher.",
                           "hydra_plugins.hydra_joblib_launcher.", "hydra_plugins.hydra_optuna_sweeper.",
+                          "hydra_plugins.cnnexp_sweepers.", "optuna.samplers.", "optuna.pruners.",
                           "cnnexp.early_checks.", "cnnexp.sweepers.")
 
 
@@ -55,8 +57,9 @@ def ALLOWED_CNNEXP_BASES() -> tuple[type, ...]:  # noqa: N802 - a constant, buil
     import lightning as L
     import torch
     from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+    from lightning.pytorch.loggers import Logger
 
-    return (torch.nn.Module, L.LightningModule, L.LightningDataModule, L.Callback, CheckpointIO)
+    return (torch.nn.Module, L.LightningModule, L.LightningDataModule, L.Callback, CheckpointIO, Logger)
 
 
 def is_allowed(target: Any) -> bool:
