@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -55,7 +57,11 @@ def main(cfg: DictConfig) -> float:
     except Exception as error:
         message = user_error_message(error)
         if _is_multirun():
-            log.error("This job failed (%s); the sweep goes on and records NaN.", message or "see the traceback above")
+            from hydra.core.hydra_config import HydraConfig
+
+            where = Path(HydraConfig.get().runtime.output_dir) / f"{HydraConfig.get().job.name}.log"
+            log.error("This job failed (%s); the sweep goes on and records NaN.",
+                      message or f"a bug; the traceback is in {where}")
             return math.nan
         if message is None:
             raise  # a bug: Hydra and run_cli show the traceback
@@ -70,5 +76,16 @@ def main(cfg: DictConfig) -> float:
     return metrics[name]
 
 
+def refuse_experimental_rerun(argv: list[str]) -> None:
+    """Hydra's `--experimental-rerun <run>/.hydra/config.pickle` unpickles a file (it could run code) and needs a
+    pickle cnnexp does not write: point to `python -m cnnexp.rerun` instead."""
+    from cnnexp.cli import exit_with_error
+
+    if any(arg.startswith("--experimental-rerun") for arg in argv):
+        exit_with_error("--experimental-rerun is not supported (it unpickles a file, and cnnexp saves no "
+                        "config.pickle). Fix: python -m cnnexp.rerun outputs/runs/<run> [key=value ...]")
+
+
 if __name__ == "__main__":
+    refuse_experimental_rerun(sys.argv[1:])
     run_cli(main)

@@ -1,10 +1,12 @@
 """check_config: the early, whole-config pass that turns a bad value into a ConfigError naming the key and the fix.
 
-It runs on the composed config before anything is built, so `python -m cnnexp data.batch_size=-1` fails in
-milliseconds with `error: data.batch_size=-1 is invalid: expected a positive integer ...` (exit 2) rather than
-deep inside a DataLoader. The checks are two tables: `RULES` for fixed keys and `LAYER_RULES` for the arguments
-of each entry of `model.net.layers`. A key that is absent is not checked (other groups and presets may omit it);
-the layers validate their own arguments again when they are constructed.
+It runs on the composed config before anything is built (`cnnexp.early_checks.EarlyChecks`, a Hydra callback,
+before the run folder exists), so `python -m cnnexp data.batch_size=-1` fails in milliseconds with
+`error: data.batch_size=-1 is invalid: expected a positive integer ...` (exit 2) rather than deep inside a
+DataLoader. The checks are two tables: `RULES` for fixed keys and `LAYER_RULES` for the arguments of each entry
+of `model.net.layers`; their predicates live in `cnnexp.rules`, which the layers' and data modules' constructors
+call too, so both agree. A key that is absent is not checked (other groups and presets may omit it).
+`check_arguments` then reads the constructors' signatures for arguments they do not take (imports torch).
 """
 
 from __future__ import annotations

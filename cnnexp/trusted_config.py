@@ -5,10 +5,9 @@ anyone can hand you. Hydra's `instantiate` calls whatever `_target_` names (`tor
 `weights_only: false` unpickles code; `builtins.open` creates files), so every `_target_` in such a config is
 checked first (`check_targets`), and only these may be built:
 
-- cnnexp's own classes in `cnnexp.layers`, `cnnexp.models`, `cnnexp.lit`, `cnnexp.data` and `cnnexp.sweepers`
-  that are layers, networks, Lightning modules, data modules, callbacks, loggers or checkpoint IO
-  (`ALLOWED_CNNEXP_BASES`), and the
-  functions in `ALLOWED_FUNCTIONS` (the augmentation factory);
+- cnnexp's own classes in `cnnexp.layers`, `.models`, `.lit`, `.data` and `.sweepers` that are layers,
+  networks, Lightning modules, data modules, callbacks, loggers or checkpoint IO (`ALLOWED_CNNEXP_BASES`), and
+  the functions in `ALLOWED_FUNCTIONS` (the augmentation factory);
 - torch.optim optimizers and torch.optim.lr_scheduler schedulers;
 - the Lightning trainer, strategy, callbacks and loggers that cnnexp's configs use (`ALLOWED_LIGHTNING`).
 

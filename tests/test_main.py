@@ -93,3 +93,9 @@ def test_multirun_failing_job_is_logged_and_the_sweep_goes_on(tmp_path):
     assert "data.batch_size=-1" in failed and "records NaN" in failed
     assert "failed" not in ok
     assert result.stdout.count("test/acc=") == 1
+
+
+def test_experimental_rerun_points_to_cnnexp_rerun(tmp_path):
+    result = run_cnnexp("--experimental-rerun", "x/.hydra/config.pickle", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: --experimental-rerun is not supported") and "cnnexp.rerun" in result.stderr

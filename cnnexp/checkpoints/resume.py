@@ -54,11 +54,13 @@ def _differences(cfg: Any, saved: Any) -> list[str]:
 def check_resumable(cfg: Any, ckpt: str | Path) -> None:
     """Raise ConfigError when the run that wrote `ckpt` used another model, optimizer or data than `cfg`.
 
-    The checkpoint's run folder (`cnnexp.run_folders.run_dir_of`) must hold its saved config; a checkpoint
-    without one is left to `resume_errors`.
+    The checkpoint's run folder (`cnnexp.run_folders.run_dir_of`) holds its saved config; for a checkpoint
+    without one the optimizer state is compared (`check_optimizer_state`) and the weights are left to
+    `resume_errors`.
     """
     saved = _saved_config(run_dir_of(ckpt))
     if saved is None:
+        check_optimizer_state(cfg, ckpt)  # no config to compare: read the optimizer's state instead
         return
     differ = _differences(cfg, saved)
     if differ:
@@ -66,6 +68,31 @@ def check_resumable(cfg: Any, ckpt: str | Path) -> None:
         raise ConfigError(f"cannot resume from {ckpt}: it was trained with another config ({shown}). Fix: resume "
                           f"with the same model, optimizer and data as that run (its overrides are in "
                           f"{run_dir_of(ckpt) / '.hydra/overrides.yaml'}), or start from scratch without "
+                          f"ckpt_path/resume.")
+
+
+def check_optimizer_state(cfg: Any, ckpt: str | Path) -> None:
+    """Raise ConfigError when `ckpt`'s optimizer state lacks settings this run's optimizer keeps (an Adam state has
+    no `momentum` for SGD: torch would only fail at the first step, with a KeyError)."""
+    import torch
+    from hydra.utils import get_object
+
+    from cnnexp.checkpoints.loading import load_checkpoint
+
+    target = _select(cfg, "optimizer._target_")
+    if not isinstance(target, str) or not target.startswith("torch.optim."):
+        return
+    try:
+        groups = load_checkpoint(ckpt)["optimizer_states"][0]["param_groups"]
+        kwargs = {k: v for k, v in (_select(cfg, "optimizer") or {}).items() if not str(k).startswith("_")}
+        fresh = get_object(target)([torch.zeros(1, requires_grad=True)], **kwargs)
+    except Exception:  # not a Lightning checkpoint, no optimizer state, unresolved values: nothing to compare
+        return
+    missing = sorted(set(fresh.defaults) - set(groups[0]))
+    if missing:
+        raise ConfigError(f"cannot resume from {ckpt}: its optimizer state has no {', '.join(map(repr, missing))}, "
+                          f"which {target.rsplit('.', 1)[-1]} needs: it was written by another optimizer. Fix: "
+                          f"resume with the optimizer that run used, or start from scratch without "
                           f"ckpt_path/resume.")
 
 
@@ -80,20 +107,35 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _raised_while_restoring(error: BaseException) -> bool:
+    """True when `error` comes from loading a checkpoint's state (a `load_state_dict` / `restore` frame)."""
+    tb = error.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_name
+        if "load_state_dict" in name or name.startswith("restore") or name.startswith("_restore"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 @contextlib.contextmanager
 def resume_errors(ckpt: str | None) -> Iterator[None]:
-    """Turn Lightning's errors for a checkpoint that does not fit the model or optimizer into a ConfigError."""
+    """Turn Lightning's errors for a checkpoint that does not fit the model or optimizer into a ConfigError.
+
+    Only errors raised while the checkpoint's state is restored (state_dict size mismatches, an optimizer state
+    without `momentum`) count; anything else raised during training stays what it is.
+    """
     try:
         yield
     except (RuntimeError, KeyError, ValueError) as error:
-        text = str(error)
-        fits = ckpt is None or not ("state_dict" in text or "parameter group" in text or isinstance(error, KeyError))
-        if fits or getattr(error, "cnnexp_seen", False):
+        if ckpt is None or not _raised_while_restoring(error):
             raise
-        first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
-        raise ConfigError(f"cannot resume from {ckpt}: it does not fit this model or optimizer ({first}). Fix: "
-                          f"resume with the model and optimizer that run used, or start from scratch without "
-                          f"ckpt_path/resume.") from error
+        text = str(error).strip()
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        first = " ".join(lines[:2])[:240] if lines else "no message"  # the headline and the first mismatch
+        raise ConfigError(f"cannot resume from {ckpt}: it does not fit this model or optimizer "
+                          f"({type(error).__name__}: {first}). Fix: resume with the model and optimizer that run "
+                          f"used, or start from scratch without ckpt_path/resume.") from error
 
 
 def _run_checkpoint(run_dir: Path) -> Path | None:

@@ -78,13 +78,12 @@ def load_cache(file: str, key: str) -> DecodedImages | None:
 
 
 def save_cache(file: str, key: str, decoded: DecodedImages) -> None:
-    """Write the cache atomically (temp file + rename); warn and go on if the folder is read-only."""
+    """Write the cache atomically (`cnnexp.atomic_write`); warn and go on if the folder is read-only or full."""
+    from cnnexp.atomic_write import atomic_torch_save
+
     try:
-        os.makedirs(os.path.dirname(file) or ".", exist_ok=True)
-        tmp = f"{file}.tmp{os.getpid()}"
-        torch.save({"key": key, "images": decoded.images, "ok": decoded.ok, "bad": decoded.bad}, tmp)
-        os.replace(tmp, file)
-    except OSError as error:
+        atomic_torch_save({"key": key, "images": decoded.images, "ok": decoded.ok, "bad": decoded.bad}, file)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
         warnings.warn(f"could not write the image cache {file} ({error}); images stay cached in memory only",
                       DataWarning, stacklevel=2)
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from cnnexp.data.augment import resolve_augment
+from cnnexp.atomic_write import atomic_write
 from cnnexp.data.base import BaseDataModule, check_choice, check_fraction
 from cnnexp.data.safe_pickle import load_data_pickle
 from cnnexp.data.splits import holdout
@@ -54,9 +55,8 @@ def _gunzip_missing(folder: str, files: tuple[str, ...]) -> None:
         raw, packed = os.path.join(folder, name), os.path.join(folder, name + ".gz")
         if not os.path.exists(raw) and os.path.exists(packed):
             try:
-                with gzip.open(packed, "rb") as src, open(raw + ".tmp", "wb") as dst:
+                with gzip.open(packed, "rb") as src, atomic_write(raw) as dst:
                     shutil.copyfileobj(src, dst)
-                os.replace(raw + ".tmp", raw)
             except (OSError, EOFError) as error:
                 raise DataError(f"{packed} is corrupt ({error}); delete it and fetch it again.") from None
 

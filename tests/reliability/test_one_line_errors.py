@@ -124,15 +124,38 @@ def test_resume_true_picks_only_a_run_with_the_same_optimizer(tmp_path):
     assert Path(got) == sgd / "checkpoints" / "last.ckpt"
 
 
+def test_a_loose_adam_checkpoint_cannot_resume_sgd(tmp_path):
+    """A checkpoint outside a run folder (no saved config): its optimizer state tells Adam from SGD."""
+    from cnnexp.checkpoints import check_resumable
+
+    params = [torch.zeros(2, requires_grad=True)]
+    state = {"optimizer_states": [torch.optim.Adam(params).state_dict()], "state_dict": {}}
+    torch.save(state, tmp_path / "adam.ckpt")
+    with pytest.raises(ConfigError, match="its optimizer state has no 'dampening', 'momentum', 'nesterov'.*Fix:"):
+        check_resumable(compose(["optimizer=sgd"]), tmp_path / "adam.ckpt")
+    check_resumable(compose([]), tmp_path / "adam.ckpt")  # the same optimizer resumes
+
+
 def test_a_checkpoint_that_does_not_fit_becomes_a_config_error():
+    """Real mismatches (a state_dict of another shape, an Adam state loaded into SGD) while restoring become one
+    line; the same error types raised elsewhere during training stay bugs."""
     from cnnexp.checkpoints import resume_errors
 
-    with pytest.raises(ConfigError, match="does not fit this model or optimizer.*Fix:"):
+    small, big = torch.nn.Linear(2, 2), torch.nn.Linear(3, 2)
+    with pytest.raises(ConfigError, match="does not fit this model or optimizer .*size mismatch.*Fix:"):
         with resume_errors("x.ckpt"):
-            raise RuntimeError("Error(s) in loading state_dict for ImageClassifier:\n\tsize mismatch")
-    with pytest.raises(ZeroDivisionError):  # anything else stays a bug
+            big.load_state_dict(small.state_dict())
+    adam = torch.optim.Adam(small.parameters())
+    small(torch.ones(1, 2)).sum().backward()
+    adam.step()
+    sgd = torch.optim.SGD(small.parameters(), lr=0.1, momentum=0.9)
+    sgd.load_state_dict(adam.state_dict())  # torch accepts it; the KeyError comes at the first step
+    with pytest.raises(KeyError):  # raised in step(), not while restoring: not called a resume error
         with resume_errors("x.ckpt"):
-            raise ZeroDivisionError
+            sgd.step()
+    with pytest.raises(RuntimeError, match="a bug"):
+        with resume_errors("x.ckpt"):
+            raise RuntimeError("a bug")
 
 
 # -- a full disk, an unwritable folder ---------------------------------------------------------------------------
