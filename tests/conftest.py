@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# The convolution's implementation per layer is planned by timing on first use (cnnexp.functional.planner); the tests
+# check every implementation explicitly and want the same path on every run, so they take the built-in choices
+# (subprocesses too). tests/functional/test_planner.py measures on purpose.
+os.environ.setdefault("CNNEXP_PLAN", "estimate")
 from omegaconf import DictConfig, open_dict
 
 

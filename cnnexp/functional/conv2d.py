@@ -34,12 +34,14 @@ output) and lets the next conv and pool read NHWC data without a transpose.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import torch
 
-from . import grid_direct, grid_gemm, im2col
+from . import direct_conv, grid_direct, grid_gemm, im2col, native_kernels, planner
 from .autocast import autocast_operands
 from .im2col import empty_channels_last
 from .geometry import WindowGeometry, check_same_dtype, conv_geometry, op_geometry
@@ -65,8 +67,49 @@ def _path(geom: WindowGeometry, native: bool) -> ModuleType:
     return grid_direct if native else grid_gemm
 
 
-def _cpu_path(geom: WindowGeometry, *operands: torch.Tensor | None) -> ModuleType:
-    return _path(geom, grid_direct.usable(*(t for t in operands if t is not None)))
+# --- the CPU path of each op, planned ----------------------------------------------------------------------------
+# On the CPU each direction (forward, input gradient, weight gradient) of each conv geometry runs the implementation
+# that `planner` measured fastest on this machine (CNNEXP_PLAN=measure, the default): im2col, grid_gemm, or the
+# compiled kernel with one of its register-tile variants. The built-in choice above (`_path`) is the estimate.
+
+_PATH_NAMES = {grid_direct: "direct", grid_gemm: "grid_gemm", im2col: "im2col"}
+_TILE_TABLE = {"forward": "conv", "input_grad": "conv", "weight_grad": "weight_grad"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _candidates(direction: str, geom: WindowGeometry, native: bool,
+                out_channels: int) -> dict[str, tuple[ModuleType, dict[str, int]]]:
+    """name -> (path module, extra arguments) of every implementation that can compute `direction` of this conv;
+    `out_channels` is the channel count the direction writes (C_out forward, C_in for dL/dx, C_out for dL/dW)."""
+    found: dict[str, tuple[ModuleType, dict[str, int]]] = {"im2col": (im2col, {})}
+    if geom.stride == (1, 1):
+        found["grid_gemm"] = (grid_gemm, {})
+        if native:
+            found["direct"] = (grid_direct, {})
+            vecs = native_kernels.padded_channels(out_channels) // native_kernels.vec_width()
+            rows_of_three = geom.kernel[1] % 3 == 0 and geom.dilation[1] == 1
+            for i, (r, v, kw) in enumerate(direct_conv.tiles(_TILE_TABLE[direction])):
+                if vecs % v == 0 and (kw == 1 or rows_of_three):
+                    found[f"direct:{r}x{v}x{kw}"] = (grid_direct, {"tile": i})
+    return found
+
+
+def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tuple, operands: tuple,
+             run: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """`run(path_module, **arguments)` with the implementation planned for this call (the built-in one unless the
+    planner measures). `shapes` (without the batch size) and the dtype key the plan."""
+    native = grid_direct.usable(*(t for t in operands if t is not None))
+    default = _path(geom, native)
+    plan = planner.current()
+    if plan.mode != "measure":
+        return run(default)
+    found = _candidates(direction, geom, native, out_channels)
+    key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype}"
+    choice = plan.choose(f"conv2d.{direction}", key,
+                         {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
+                         default=_PATH_NAMES[default]).choice
+    module, kwargs = found[choice]
+    return run(module, **kwargs)
 
 
 # --- cnnexp::conv2d --------------------------------------------------------------------------------------------
@@ -74,7 +117,8 @@ def _cpu_path(geom: WindowGeometry, *operands: torch.Tensor | None) -> ModuleTyp
 
 def _forward_cpu(x, weight, bias, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
-    return _cpu_path(geom, x, weight, bias).forward(x, weight, bias, geom)
+    return _planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias),
+                    lambda path, **kw: path.forward(x, weight, bias, geom, **kw))
 
 
 def _forward_portable(x, weight, bias, stride, pads, dilation) -> torch.Tensor:
@@ -104,7 +148,8 @@ _INPUT_GRAD_SCHEMA = "(Tensor grad_out, Tensor weight, int[] x_hw, int[] stride,
 
 def _input_grad_cpu(grad_out, weight, x_hw, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
-    return _cpu_path(geom, grad_out, weight).input_grad(grad_out, weight, tuple(x_hw), geom)
+    return _planned("input_grad", geom, weight.shape[1], (tuple(grad_out.shape[1:]), tuple(weight.shape)),
+                    (grad_out, weight), lambda path, **kw: path.input_grad(grad_out, weight, tuple(x_hw), geom, **kw))
 
 
 def _input_grad_portable(grad_out, weight, x_hw, stride, pads, dilation) -> torch.Tensor:
@@ -132,7 +177,8 @@ _WEIGHT_GRAD_SCHEMA = "(Tensor grad_out, Tensor x, int[] kernel, int[] stride, i
 
 def _weight_grad_cpu(grad_out, x, kernel, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
-    return _cpu_path(geom, grad_out, x).weight_grad(x, grad_out, geom)
+    return _planned("weight_grad", geom, grad_out.shape[1], (tuple(x.shape[1:]), tuple(grad_out.shape[1:])),
+                    (grad_out, x), lambda path, **kw: path.weight_grad(x, grad_out, geom, **kw))
 
 
 def _weight_grad_portable(grad_out, x, kernel, stride, pads, dilation) -> torch.Tensor:

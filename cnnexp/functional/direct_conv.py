@@ -9,6 +9,7 @@ gradient builds an im2col matrix (see that file). Outputs are dense `(N, H_out, 
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import torch
 
@@ -33,6 +34,7 @@ def _offsets(offsets: list[int]) -> torch.Tensor:
     return torch.tensor(offsets, dtype=torch.int64)
 
 
+@functools.cache
 def tiles(which: str) -> list[tuple[int, int, int]]:
     """The kernel's register-tile variants `(R, V, KW)` for "conv" (forward and input gradient) or "weight_grad"
     (`(RC, V, KW)`), read from the library (native/grid_conv.cpp holds the one table)."""

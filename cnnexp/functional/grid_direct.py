@@ -26,8 +26,9 @@ def usable(*operands: torch.Tensor) -> bool:
     return native_kernels.usable(*operands)
 
 
-def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry) -> torch.Tensor:
-    """Stride-1 conv2d.
+def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
+            tile: int = -1) -> torch.Tensor:
+    """Stride-1 conv2d (`tile`: the kernel's register-tile variant, `direct_conv.tiles("conv")`; -1 built-in).
 
     Shape:
         x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_out, H_out, W_out)`, dense channels_last.
@@ -36,7 +37,7 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g:
     hs, ws, _ = grid_dims(g)
     y = empty_channels_last(x, (n, c_out, *g.out_hw))
     direct_conv.conv(grid_input(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), direct_conv.tap_weights(weight),
-                     c_out, bias, out=nhwc_view(y))
+                     c_out, bias, out=nhwc_view(y), tile=tile)
     return y
 
 
@@ -51,8 +52,10 @@ def _dense_grad(grad_out: torch.Tensor, channels: int) -> torch.Tensor:
     return out
 
 
-def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry) -> torch.Tensor:
-    """dL/dx: the forward kernel applied to the upstream gradient on the grid, with the flipped, transposed kernel.
+def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry,
+               tile: int = -1) -> torch.Tensor:
+    """dL/dx: the forward kernel applied to the upstream gradient on the grid, with the flipped, transposed kernel
+    (`tile` as in `forward`).
 
     Shape:
         grad_out: `(N, C_out, H_out, W_out)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_in, H, W)` channels_last.
@@ -63,12 +66,14 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, in
     gbuf = grad_grid(grad_out, (hs, ws), off, tap_span(g, ws), channels=c_pad)  # (span + rows + off, C_out')
     w_flip = direct_conv.tap_weights(weight.flip(2, 3).transpose(0, 1), c_in_rows=c_pad)  # (T, C_out', C_in')
     grad_x = empty_channels_last(grad_out, (n, c_in, *x_hw))
-    direct_conv.conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x))
+    direct_conv.conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x),
+                     tile=tile)
     return grad_x
 
 
-def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
-    """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (rebuilt here from x).
+def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile: int = -1) -> torch.Tensor:
+    """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (rebuilt here from x); `tile`: a
+    variant of `direct_conv.tiles("weight_grad")`, -1 built-in.
 
     Shape:
         x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
@@ -77,5 +82,6 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> t
     c_out, (kh, kw) = grad_out.shape[1], g.kernel
     hs, ws, _ = grid_dims(g)
     dense = _dense_grad(grad_out, native_kernels.padded_channels(c_out))  # (N, H_out, W_out, C_out')
-    dw = direct_conv.weight_grad(grid_input(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws))  # (kH*kW,
-    return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()  # C_in, C_out')
+    dw = direct_conv.weight_grad(grid_input(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
+                                 tile=tile)  # (kH*kW, C_in, C_out')
+    return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()

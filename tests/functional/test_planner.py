@@ -107,3 +107,45 @@ def test_recording_collects_every_call_and_a_repeat_is_a_memo_hit(tmp_path, cloc
         planner.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
     planner.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
     assert [d.choice for d in decisions] == ["a", "a"] and clock["calls"] == []
+
+
+@pytest.fixture
+def measuring(tmp_path):
+    """The process's planner measures, with its cache in tmp_path; restored afterwards."""
+    planner = Planner(tmp_path / "plans.json", planner_mod.machine_signature("test"), mode="measure", budget_s=0.2)
+    planner_mod.reset(planner)
+    yield planner
+    planner_mod.reset(None)
+
+
+@pytest.mark.parametrize("c_in, c_out, stride", [(3, 16, 1), (16, 32, 1), (5, 7, 2)])
+def test_planned_conv_is_correct_whatever_it_chose_and_plans_each_direction(measuring, c_in, c_out, stride):
+    import torch
+
+    from cnnexp.functional import conv2d, conv2d_torch
+
+    x = torch.randn(2, c_in, 9, 10, requires_grad=True)
+    w = torch.randn(c_out, c_in, 3, 3, requires_grad=True)
+    b = torch.randn(c_out, requires_grad=True)
+    with measuring.recording() as decisions:
+        y = conv2d(x, w, b, stride=stride, padding="same")
+        grads = torch.autograd.grad(y.square().sum(), (x, w, b))
+    want_y = conv2d_torch(x, w, b, stride=stride, padding="same")
+    want = torch.autograd.grad(want_y.square().sum(), (x, w, b))
+    torch.testing.assert_close(y, want_y, rtol=1e-4, atol=1e-3)
+    for got, ref in zip(grads, want):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-2)
+    assert [d.op for d in decisions] == ["conv2d.forward", "conv2d.input_grad", "conv2d.weight_grad"]
+    for d in decisions:
+        assert d.source == "measured" and d.choice in d.timings_ms and "im2col" in d.timings_ms
+        assert ("grid_gemm" in d.timings_ms) == (stride == 1)  # the grid paths only run stride 1
+
+
+def test_plan_command_prints_a_choice_per_conv_direction(measuring, capsys):
+    from cnnexp import plan
+
+    plan.main(["model=tiny_cnn", "data.batch_size=4"])
+    out = capsys.readouterr().out
+    assert "conv2d.forward" in out and "conv2d.weight_grad" in out and "measured" in out
+    assert "built-in choices" in out and "planned" in out
+    assert json.loads(measuring.path.read_text())["plans"]
