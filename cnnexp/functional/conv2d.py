@@ -100,16 +100,13 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
     planner measures). `shapes` (without the batch size) and the dtype key the plan."""
     native = grid_direct.usable(*(t for t in operands if t is not None))
     default = _path(geom, native)
-    plan = planner.current()
-    if plan.mode != "measure":
+    if planner.current().mode != "measure":
         return run(default)
     found = _candidates(direction, geom, native, out_channels)
     key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype}"
-    choice = plan.choose(f"conv2d.{direction}", key,
-                         {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
-                         default=_PATH_NAMES[default]).choice
-    module, kwargs = found[choice]
-    return run(module, **kwargs)
+    return planner.run(f"conv2d.{direction}", key,
+                       {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
+                       default=_PATH_NAMES[default])
 
 
 # --- cnnexp::conv2d --------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import pool_kernel
+from . import planner, pool_kernel
 from .geometry import WindowGeometry, op_geometry, window_geometry
 from .max_pool_indices import max_pool2d_indices, uses_torch_args
 from .padding import Padding
@@ -105,9 +105,16 @@ def _geometry(x: torch.Tensor, kernel, stride, pads) -> WindowGeometry:
     return op_geometry(x.shape[2:], kernel, stride, pads)
 
 
+def _plan_key(x: torch.Tensor, geom: WindowGeometry) -> str:
+    return f"{tuple(x.shape[1:])} kernel={geom.kernel} stride={geom.stride} pads={geom.pads} {x.dtype}"
+
+
 def _pool_cpu(x, kernel, stride, pads) -> torch.Tensor:
     geom = _geometry(x, kernel, stride, pads)
-    return pool_kernel.forward(x, geom) if pool_kernel.usable(x) else _taps_forward(x, geom)
+    if not pool_kernel.usable(x):
+        return _taps_forward(x, geom)
+    return planner.run("max_pool2d.forward", _plan_key(x, geom), {"kernel": lambda: pool_kernel.forward(x, geom),
+                                                                  "taps": lambda: _taps_forward(x, geom)}, "kernel")
 
 
 def _pool_portable(x, kernel, stride, pads) -> torch.Tensor:
@@ -130,9 +137,11 @@ def _pool_fake(x, kernel, stride, pads):
 
 def _pool_backward_cpu(grad_out, x, out, kernel, stride, pads) -> torch.Tensor:
     geom = _geometry(x, kernel, stride, pads)
-    if pool_kernel.usable(x) and out.is_contiguous(memory_format=torch.channels_last):
-        return pool_kernel.backward(x, out, grad_out, geom)
-    return _taps_backward(grad_out, x, out, geom)
+    if not (pool_kernel.usable(x) and out.is_contiguous(memory_format=torch.channels_last)):
+        return _taps_backward(grad_out, x, out, geom)
+    return planner.run("max_pool2d.backward", _plan_key(x, geom),
+                       {"kernel": lambda: pool_kernel.backward(x, out, grad_out, geom),
+                        "taps": lambda: _taps_backward(grad_out, x, out, geom)}, "kernel")
 
 
 def _pool_backward_portable(grad_out, x, out, kernel, stride, pads) -> torch.Tensor:

@@ -219,3 +219,11 @@ def reset(planner: Planner | None = None) -> None:
     """Replace the process's planner (None: build it again from the environment on next use)."""
     global _current
     _current = planner
+
+
+def run(op: str, key: str, candidates: Mapping[str, Callable[[], Any]], default: str) -> Any:
+    """Call the candidate the process's planner picks for `op` on `key` (just `default` unless it measures)."""
+    plan = current()
+    if plan.mode != "measure":
+        return candidates[default]()
+    return candidates[plan.choose(op, key, candidates, default).choice]()

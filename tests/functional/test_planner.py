@@ -149,3 +149,20 @@ def test_plan_command_prints_a_choice_per_conv_direction(measuring, capsys):
     assert "conv2d.forward" in out and "conv2d.weight_grad" in out and "measured" in out
     assert "built-in choices" in out and "planned" in out
     assert json.loads(measuring.path.read_text())["plans"]
+
+
+def test_planned_pool_times_kernel_and_taps_and_gives_torchs_result(measuring):
+    import torch
+    import torch.nn.functional as F
+
+    from cnnexp.functional import max_pool2d
+
+    x = torch.randn(2, 5, 8, 9).contiguous(memory_format=torch.channels_last).requires_grad_()
+    with measuring.recording() as decisions:
+        y = max_pool2d(x, 2)
+        (gx,) = torch.autograd.grad(y.square().sum(), x)
+    ref = F.max_pool2d(x, 2)
+    torch.testing.assert_close(y, ref)
+    torch.testing.assert_close(gx, torch.autograd.grad(ref.square().sum(), x)[0])
+    assert [d.op for d in decisions] == ["max_pool2d.forward", "max_pool2d.backward"]
+    assert all(set(d.timings_ms) == {"kernel", "taps"} for d in decisions)
