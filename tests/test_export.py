@@ -49,7 +49,8 @@ def test_load_model_gives_the_checkpoints_network_from_a_file_or_the_run_folder(
 
 def test_load_model_imports_no_lightning(trained):
     run, _, _ = trained
-    code = f"import sys, cnnexp; cnnexp.load_model({str(run)!r}); print(sorted(m for m in sys.modules if 'lightning' in m))"
+    code = (f"import sys, cnnexp; cnnexp.load_model({str(run)!r}); "
+            f"print(sorted(m for m in sys.modules if 'lightning' in m))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])})
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]

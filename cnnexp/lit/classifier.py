@@ -66,7 +66,8 @@ class ImageClassifier(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
-                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0, compile: bool | str = False) -> None:
+                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0,
+                 compile: bool | str = False) -> None:
         super().__init__()
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True); the run's
         # saved config (config_resolved.yaml) describes the net, optimizer and scheduler (and model.compile, which
