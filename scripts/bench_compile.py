@@ -94,7 +94,8 @@ def bench(shape_name, batch_shape, impls, backend, repeats) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'shape':12} {'conv_impl':9} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} {'compile s':>10}"]
+    lines = [f"{'shape':12} {'conv_impl':9} {'eager ms':>9} {'compiled ms':>12} {'compiled/eager':>15} "
+             f"{'compile s':>10}"]
     by = {(r["shape"], r["impl"], r["mode"]): r for r in rows}
     for shape, impl in dict.fromkeys((r["shape"], r["impl"]) for r in rows):
         e, c = by[(shape, impl, "eager")], by[(shape, impl, "compiled")]
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         rows += bench(name, shape, args.impls.split(","), args.backend, repeats)
     cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout
     meta = {"torch": torch.__version__, "backend": args.backend, "threads": torch.get_num_threads(),
-            "cpu": cpu.strip() or platform.processor(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
+            "cpu": cpu.strip() or platform.processor(), "load_avg_before": load_before,
+            "load_avg_after": os.getloadavg()}
     print(f"backend {args.backend}, threads {meta['threads']}, cpu {meta['cpu']}, load average "
           f"{load_before[0]:.1f} before, {meta['load_avg_after'][0]:.1f} after")
     print(table(rows))

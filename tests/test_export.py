@@ -49,7 +49,8 @@ def test_load_model_gives_the_checkpoints_network_from_a_file_or_the_run_folder(
 
 def test_load_model_imports_no_lightning(trained):
     run, _, _ = trained
-    code = f"import sys, cnnexp; cnnexp.load_model({str(run)!r}); print(sorted(m for m in sys.modules if 'lightning' in m))"
+    code = (f"import sys, cnnexp; cnnexp.load_model({str(run)!r}); "
+            f"print(sorted(m for m in sys.modules if 'lightning' in m))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])})
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
@@ -160,3 +161,22 @@ def test_keras_export_refuses_a_name_keras_cannot_load(trained, tmp_path):
     _, best, _ = trained
     with pytest.raises(ConfigError, match=r"\*\.weights\.h5 files.*Fix: out=.*m\.weights\.h5"):
         export.export(best, "keras", tmp_path / "m.h5")
+
+
+@pytest.mark.slow
+def test_onnx_translation_keeps_asymmetric_padding_strides_dilation_and_no_bias(tmp_path):
+    """The cnnexp -> ONNX Conv/MaxPool translation on the layers that test Keras parity: 'same' with the odd pixel
+    at the bottom/right at stride 2, dilation 2, a bias-free conv, a 3x3 stride-2 'same' pool (-inf padding)."""
+    import cnnexp.layers as cl
+    from cnnexp.models import KerasSequential
+    from tests.models.test_keras_weights import TRICKY_SPEC
+
+    layers = [getattr(cl, name)(**kw) for name, _, kw in TRICKY_SPEC]
+    layers[-1].units = None
+    torch.manual_seed(0)
+    net = KerasSequential(layers, (2, 15, 13), 4).eval()
+    export.save_onnx(net, torch.rand(3, 2, 15, 13) * 255, tmp_path / "tricky.onnx")
+    forward = export.load_exported(tmp_path / "tricky.onnx")
+    for n in (1, 4):
+        x = torch.rand(n, 2, 15, 13) * 255
+        np.testing.assert_allclose(forward(x).numpy(), net(x).detach().numpy(), atol=1e-4, rtol=0)

@@ -32,6 +32,17 @@ def accuracy_metrics(num_classes: int) -> MetricCollection:
     return MetricCollection(metrics, compute_groups=False)
 
 
+def compile_backend(name: str) -> str:
+    """`name` if torch.compile knows that backend, else ConfigError listing the choices (`model.compile=...`)."""
+    from cnnexp.errors import ConfigError
+
+    choices = torch.compiler.list_backends(exclude_tags=())
+    if name not in choices:
+        raise ConfigError(f"model.compile={name} is not a torch.compile backend. Fix: model.compile=true (inductor), "
+                          f"false, or one of {', '.join(c for c in choices if 'TESTING' not in c)}")
+    return name
+
+
 class ImageClassifier(L.LightningModule):
     """Classify images with an injected network; logs `{train,val,test}/{loss,acc[,acc_top5]}` and `val/acc_best`.
 
@@ -55,7 +66,8 @@ class ImageClassifier(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
-                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0, compile: bool | str = False) -> None:
+                 conv_impl: str = "custom", init: str = "keras", dropout: float = 0.0,
+                 compile: bool | str = False) -> None:
         super().__init__()
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True); the run's
         # saved config (config_resolved.yaml) describes the net, optimizer and scheduler (and model.compile, which
@@ -63,7 +75,7 @@ class ImageClassifier(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "compile"], logger=False)
         self.net = net
         if compile:  # cnnexp's conv and pool are torch.library ops: one graph, no breaks
-            net.compile(fullgraph=True, **({"backend": compile} if isinstance(compile, str) else {}))
+            net.compile(fullgraph=True, **({"backend": compile_backend(compile)} if isinstance(compile, str) else {}))
         self.optimizer_factory = optimizer
         self.scheduler_factory = None if scheduler is None or (isinstance(scheduler, Mapping) and not scheduler) \
             else scheduler

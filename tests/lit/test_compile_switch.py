@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnnexp.errors import ConfigError
 from cnnexp.layers import Conv2D, Dense, Flatten, MaxPool2D
 from cnnexp.lit import ImageClassifier
 from cnnexp.models import KerasSequential
@@ -37,3 +38,8 @@ def test_compile_switch_compiles_the_net_and_keeps_the_eager_gradients_and_state
     x, y = torch.rand(4, 1, 8, 8) * 255, torch.tensor([0, 1, 2, 1])
     for got, want in zip(grads(compiled, x, y), grads(eager, x, y)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_compile_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.compile=yes is not a torch.compile backend. Fix: .*aot_eager"):
+        ImageClassifier(tiny_net(), functools.partial(torch.optim.Adam), compile="yes")
