@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (3 if args.quick else 15)
     load_before = os.getloadavg()
     rows = bench(QUICK_LAYERS if args.quick else LAYERS, repeats)
-    meta = {"load_avg_before": load_before, "load_avg_after": os.getloadavg(), "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "omp_env": OMP_ENV,
+    meta = {"load_avg_before": load_before, "load_avg_after": os.getloadavg(), "cpu": cpu_model(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "omp_env": OMP_ENV,
             "python": platform.python_version(), "repeats": repeats, "quick": args.quick}
     print(f"CPU: {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, {repeats} repeats (medians), "
           f"load average {load_before[0]:.1f} before, {meta['load_avg_after'][0]:.1f} after")

@@ -81,7 +81,8 @@ class Conv2D(Layer):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if input_shape and input_shape[0] % self.groups:
-            raise self.shape_error(input_shape, f"{input_shape[0]} input channels do not split into groups={self.groups}")
+            raise self.shape_error(input_shape,
+                                   f"{input_shape[0]} input channels do not split into groups={self.groups}")
         h, w = window_output_hw(self, input_shape, self.kernel_size, self.strides, self.padding, self.dilation_rate)
         return (self.filters, h, w)
 

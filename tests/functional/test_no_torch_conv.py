@@ -109,6 +109,7 @@ def test_new_ops_dispatch_no_torch_conv_pool_or_norm_op():
 def test_recorder_does_see_torch_pooling_and_normalization():
     x = torch.randn(2, 3, 6, 6, requires_grad=True)
     with OpRecorder() as rec:
-        (F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2).sum() + F.batch_norm(x, None, None, training=True).sum()).backward()
+        y = F.avg_pool2d(x, 2).sum() + F.max_pool2d(x, 2).sum() + F.batch_norm(x, None, None, training=True).sum()
+        y.backward()
     assert {"aten::avg_pool2d", "aten::max_pool2d_with_indices"} <= set(rec.ops)
     assert any("batch_norm" in op for op in rec.ops)

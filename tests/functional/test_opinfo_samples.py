@@ -1,116 +1,44 @@
-"""PyTorch's own OpInfo sample inputs (the ones its test suite checks its ops with), through cnnexp.functional.
-
-Every CPU float64 sample of conv2d, max_pool2d, avg_pool2d and batch_norm is called on torch's op and on
-cnnexp's with the same positional and keyword arguments (torch's names); outputs, gradients (for a random
-upstream gradient, with respect to every input that requires grad) and batch_norm's updated running
-statistics must agree. The test prints the counts (`pytest -s`); `count_matches` is reusable from a shell.
-"""
+"""Every CPU float64 OpInfo sample of conv2d, max_pool2d, avg_pool2d and batch_norm (PyTorch's own test inputs)
+gives torch's outputs and gradients through cnnexp.functional (see opinfo_harness.py, run in a subprocess)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-import torch
 
-from cnnexp import functional as cf
-from cnnexp.functional.avg_pool2d import avg_pool2d
-from cnnexp.functional.batch_norm import batch_norm
-
-OPS = {
-    "nn.functional.conv2d": cf.conv2d,
-    "nn.functional.max_pool2d": cf.max_pool2d,
-    "nn.functional.avg_pool2d": avg_pool2d,
-    "nn.functional.batch_norm": batch_norm,
-}
-
-
-def _clone_args(sample) -> tuple[torch.Tensor, list, dict]:
-    """Fresh leaves for one call (running statistics are updated in place, so each side gets its own)."""
-
-    def fresh(a):
-        return a.detach().clone().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
-
-    return fresh(sample.input), [fresh(a) for a in sample.args], {k: fresh(v) for k, v in sample.kwargs.items()}
-
-
-def _run(fn, sample, seed: int):
-    """(outputs, grads of every grad-requiring input, tensors after the call) of fn on a fresh copy."""
-    x, args, kwargs = _clone_args(sample)
-    tensors = [t for t in [x, *args, *kwargs.values()] if isinstance(t, torch.Tensor)]
-    out = fn(x, *args, **kwargs)
-    outs = [o for o in (out if isinstance(out, tuple) else (out,))]
-    leaves = [t for t in tensors if t.requires_grad]
-    diff = [o for o in outs if o.requires_grad]
-    grads = []
-    if leaves and diff:
-        gen = torch.Generator().manual_seed(seed)
-        upstream = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in diff]
-        grads = torch.autograd.grad(diff, leaves, upstream, allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves)]
-    return [o.detach() for o in outs], grads, [t.detach() for t in tensors]
-
-
-def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
-    if len(a) != len(b):
-        return False
-    for u, v in zip(a, b):
-        try:
-            torch.testing.assert_close(u, v, rtol=1e-7, atol=1e-7, equal_nan=True)
-        except AssertionError:
-            return False
-    return True
-
-
-def count_matches(name: str, step: int = 1, ours=None) -> tuple[int, int, list[str]]:
-    """(matching samples, samples run, descriptions of the mismatches) for OpInfo op `name` on CPU float64.
-
-    Args:
-        step: run every `step`-th sample only (1: all).
-        ours: the function to check (default: cnnexp's, from `OPS`).
-    """
-    from torch.testing._internal.common_methods_invocations import op_db
-
-    ours = OPS[name] if ours is None else ours
-    matched = total = 0
-    failures: list[str] = []
-    for op in (o for o in op_db if o.name == name):
-        samples = list(op.sample_inputs("cpu", torch.float64, requires_grad=True))
-        for i, sample in list(enumerate(samples))[::step]:
-            total += 1
-            expected = _run(op.op, sample, seed=i)
-            try:
-                got = _run(ours, sample, seed=i)
-            except Exception as e:  # noqa: BLE001 - a sample we cannot run counts as a mismatch
-                failures.append(f"{op.variant_test_name or name}[{i}] {sample}: {type(e).__name__}: {e}")
-                continue
-            if all(_same(a, b) for a, b in zip(got, expected)):
-                matched += 1
-            else:
-                failures.append(f"{op.variant_test_name or name}[{i}] {sample}: values differ")
-    return matched, total, failures
+HARNESS = Path(__file__).with_name("opinfo_harness.py")
+ROOT = Path(__file__).resolve().parents[2]
+OPS = ["nn.functional.conv2d", "nn.functional.max_pool2d", "nn.functional.avg_pool2d", "nn.functional.batch_norm"]
+# max_pool2d has 1,440 samples (every kernel/stride/padding/dilation/ceil_mode/return_indices combination); the
+# suite runs every 10th, `python tests/functional/opinfo_harness.py` runs them all (docs/functional.md).
+STEP = "nn.functional.max_pool2d=10"
 
 
 @pytest.fixture(scope="module")
-def op_db_available():
+def counts() -> dict:
     pytest.importorskip("expecttest")  # torch.testing._internal needs it (in the dev extra)
-
-
-# max_pool2d has 1,440 samples (every kernel/stride/padding/dilation/ceil_mode/return_indices combination);
-# the suite runs every 10th, `count_matches("nn.functional.max_pool2d")` runs them all (docs/functional.md).
-STEP = {"nn.functional.max_pool2d": 10}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(HARNESS), "--step", STEP, "--control"], capture_output=True,
+                          text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(OPS))
-def test_every_opinfo_sample_gives_torchs_outputs_and_gradients(op_db_available, name):
-    matched, total, failures = count_matches(name, STEP.get(name, 1))
-    print(f"\n{name}: {matched}/{total} OpInfo samples match")
-    assert total > 0
-    assert not failures, "\n".join(failures[:10])
+@pytest.mark.parametrize("name", OPS)
+def test_every_opinfo_sample_gives_torchs_outputs_and_gradients(counts, name):
+    c = counts[name]
+    print(f"\n{name}: {c['matched']}/{c['total']} OpInfo samples match")
+    assert c["total"] > 0
+    assert c["failures"] == [] and c["matched"] == c["total"]
 
 
-def test_the_comparison_catches_a_wrong_op(op_db_available):
-    def off_by_a_little(*args, **kwargs):
-        return avg_pool2d(*args, **kwargs) * (1 + 1e-6)
-
-    matched, total, failures = count_matches("nn.functional.avg_pool2d", ours=off_by_a_little)
-    assert total > 0 and matched == 0 and len(failures) == total
+@pytest.mark.slow
+def test_the_comparison_catches_a_wrong_op(counts):
+    c = counts["control"]
+    assert c["total"] > 0 and c["matched"] == 0
