@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from cnnexp.errors import DataError
 from cnnexp.report.sources import Point, mlflow_uri, read_csv_logs, read_mlflow, read_tensorboard
+from cnnexp.sweepers.naming import override_key
 
 
 @dataclass
@@ -65,14 +66,7 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
 
     A leading `+`, `++` or `~` is dropped from the key; a deletion (`~key`) maps to `"~"`.
     """
-    parsed: dict[str, str] = {}
-    for line in lines:
-        key, sep, value = str(line).partition("=")
-        if key.startswith("~"):
-            parsed[key.lstrip("~")] = value if sep else "~"
-        else:
-            parsed[key.lstrip("+")] = value
-    return parsed
+    return dict(map(override_key, lines))
 
 
 def _run_sort_key(name: str) -> tuple:
