@@ -225,6 +225,18 @@ def test_status_comes_from_the_hparams_session_end(tmp_path):
     assert [(r["run"], r["status"], r["val/acc"]) for r in rows] == [("0", "success", "0.5"), ("1", "failed", "")]
 
 
+def test_run_json_status_wins_and_covers_runs_without_logs(tmp_path):
+    """A run that failed before its loggers started has only its run.json (provenance) to say so."""
+    import json
+
+    write_run(tmp_path / "0", ["seed=0"], {"val/acc": [0.5]})
+    write_run(tmp_path / "1", ["seed=1"], {})
+    (tmp_path / "1" / "run.json").write_text(json.dumps({"status": "failed", "exit_status": 2}))
+    (tmp_path / "0" / "run.json").write_text(json.dumps({"status": "interrupted", "exit_status": 143}))
+    rows = read_csv(build_report(tmp_path).csv_path)
+    assert [(r["run"], r["status"]) for r in rows] == [("0", "interrupted"), ("1", "failed")]
+
+
 def test_csv_logs_fill_a_run_without_event_files(tmp_path):
     """A `logger=csv` run: Lightning's CSVLogger metrics.csv (blank cells where a row lacks a metric)."""
     run = tmp_path / "0_optimizer.lr=0.1"

@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cnnexp.errors import DataError
-from cnnexp.report.sources import Point, mlflow_uri, read_csv_logs, read_mlflow, read_tensorboard
+from cnnexp.report.sources import Point, mlflow_uri, read_csv_logs, read_mlflow, read_tensorboard, run_json_status
 from cnnexp.sweepers.naming import override_key
 
 
@@ -116,7 +116,7 @@ def read_run_data(run_dir: Path) -> tuple[dict[str, list[Point]], str | None]:
         for tag, points in more.items():
             scalars.setdefault(tag, points)
         status = status or more_status
-    return scalars, status
+    return scalars, run_json_status(run_dir) or status
 
 
 def load_run(run_dir: Path, sweep_dir: Path) -> Run:
