@@ -40,9 +40,18 @@ def start_search(pruner: str, trials: int, epochs: int, seed: int, sampler: str,
     return pruner, storage, time.perf_counter(), subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
 
-def finish_search(pruner: str, storage: str, start: float, proc: subprocess.Popen, workdir: Path) -> dict:
-    proc.wait()
-    wall = time.perf_counter() - start
+def wait_all(started: list[tuple]) -> dict[str, float]:
+    """Each search's own wall time: poll them all, so that a slow first one does not inflate the others."""
+    walls: dict[str, float] = {}
+    while len(walls) < len(started):
+        for pruner, _, start, proc in started:
+            if pruner not in walls and proc.poll() is not None:
+                walls[pruner] = time.perf_counter() - start
+        time.sleep(0.5)
+    return walls
+
+
+def finish_search(pruner: str, storage: str, wall: float, proc: subprocess.Popen, workdir: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{pruner}: exit {proc.returncode}\n{(workdir / f'{pruner}.log').read_text()[-3000:]}")
     import optuna
@@ -68,8 +77,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         started = [start_search(p, args.trials, args.epochs, args.seed, args.sampler, Path(tmp)) for p in args.pruners]
-        for search in started:
-            rows.append(finish_search(*search, Path(tmp)))
+        walls = wait_all(started)
+        for pruner, storage, _, proc in started:
+            rows.append(finish_search(pruner, storage, walls[pruner], proc, Path(tmp)))
             print(rows[-1], flush=True)
     base = rows[0]["wall_s"]
     print(f"\n{'pruner':10} {'wall s':>8} {'ratio':>6} {'best val/acc_best':>18} {'epochs run':>10}  states")

@@ -225,6 +225,18 @@ def test_status_comes_from_the_hparams_session_end(tmp_path):
     assert [(r["run"], r["status"], r["val/acc"]) for r in rows] == [("0", "success", "0.5"), ("1", "failed", "")]
 
 
+def test_run_json_status_wins_and_covers_runs_without_logs(tmp_path):
+    """A run that failed before its loggers started has only its run.json (provenance) to say so."""
+    import json
+
+    write_run(tmp_path / "0", ["seed=0"], {"val/acc": [0.5]})
+    write_run(tmp_path / "1", ["seed=1"], {})
+    (tmp_path / "1" / "run.json").write_text(json.dumps({"status": "failed", "exit_status": 2}))
+    (tmp_path / "0" / "run.json").write_text(json.dumps({"status": "interrupted", "exit_status": 143}))
+    rows = read_csv(build_report(tmp_path).csv_path)
+    assert [(r["run"], r["status"]) for r in rows] == [("0", "interrupted"), ("1", "failed")]
+
+
 def test_csv_logs_fill_a_run_without_event_files(tmp_path):
     """A `logger=csv` run: Lightning's CSVLogger metrics.csv (blank cells where a row lacks a metric)."""
     run = tmp_path / "0_optimizer.lr=0.1"
@@ -240,3 +252,13 @@ def test_csv_logs_fill_a_run_without_event_files(tmp_path):
     assert cells["run"] == run.name and cells["val/acc_best"] == pytest.approx(0.7)
     assert cells["test/acc"] == pytest.approx(0.65) and cells["epochs"] == 2
     assert [d.name for d in find_run_dirs(tmp_path)] == [run.name, "10_optimizer.lr=0.2"]  # job-number order
+
+
+def test_a_folder_of_sweeps_is_one_report(tmp_path):
+    """A study resumed over several invocations: pass the folder above the sweep folders."""
+    write_run(tmp_path / "search1" / "0_optimizer.lr=0.1", ["optimizer.lr=0.1"], {"val/acc": [0.5]})
+    write_run(tmp_path / "search1" / "1_optimizer.lr=0.2", ["optimizer.lr=0.2"], {"val/acc": [0.7]})
+    write_run(tmp_path / "search2" / "0_optimizer.lr=0.3", ["optimizer.lr=0.3"], {"val/acc": [0.6]})
+    rows = read_csv(build_report(tmp_path).csv_path)
+    assert [r["run"] for r in rows] == ["search1/1_optimizer.lr=0.2", "search2/0_optimizer.lr=0.3",
+                                        "search1/0_optimizer.lr=0.1"]

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from cnnexp.sweepers.naming import override_key
+
 MAX_HPARAMS = 30
 # config keys shown for every run, in this order (missing keys are skipped)
 CURATED_KEYS = ("optimizer.lr", "data.batch_size", "model.conv_impl", "model.dropout", "trainer.max_epochs", "seed")
@@ -51,14 +53,6 @@ def group_choices() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     return {str(k): str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
-
-
-def override_key(override: str) -> tuple[str, str]:
-    """`"+optimizer.lr=0.1"` -> `("optimizer.lr", "0.1")`; `"~callbacks.x"` -> `("callbacks.x", "~")`."""
-    key, sep, value = override.partition("=")
-    if key.startswith("~"):
-        return key.lstrip("~"), value if sep else "~"
-    return key.lstrip("+"), value
 
 
 def scalar(value: Any) -> bool | int | float | str:

@@ -14,7 +14,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cnnexp.errors import DataError
-from cnnexp.report.sources import Point, mlflow_uri, read_csv_logs, read_mlflow, read_tensorboard
+from cnnexp.report.sources import Point, mlflow_uri, read_csv_logs, read_mlflow, read_tensorboard, run_json_status
+from cnnexp.sweepers.naming import override_key
 
 
 @dataclass
@@ -65,14 +66,7 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
 
     A leading `+`, `++` or `~` is dropped from the key; a deletion (`~key`) maps to `"~"`.
     """
-    parsed: dict[str, str] = {}
-    for line in lines:
-        key, sep, value = str(line).partition("=")
-        if key.startswith("~"):
-            parsed[key.lstrip("~")] = value if sep else "~"
-        else:
-            parsed[key.lstrip("+")] = value
-    return parsed
+    return dict(map(override_key, lines))
 
 
 def _run_sort_key(name: str) -> tuple:
@@ -122,7 +116,7 @@ def read_run_data(run_dir: Path) -> tuple[dict[str, list[Point]], str | None]:
         for tag, points in more.items():
             scalars.setdefault(tag, points)
         status = status or more_status
-    return scalars, status
+    return scalars, run_json_status(run_dir) or status
 
 
 def load_run(run_dir: Path, sweep_dir: Path) -> Run:

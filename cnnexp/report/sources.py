@@ -2,7 +2,8 @@
 
 Each reader returns `({tag: [(step, wall_time, value), ...]}, status)` with points sorted by step, and status
 "success", "failed" or None (unknown: still running, or a logger that records none). The report merges them:
-TensorBoard first, then CSV and MLflow fill the tags TensorBoard did not log (a `logger=csv` run).
+TensorBoard first, then CSV and MLflow fill the tags TensorBoard did not log (a `logger=csv` run). The run's
+own `run.json` status, when there is one, wins over the loggers'.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ def read_csv_logs(run_dir: Path) -> tuple[Curves, str | None]:
                     if tag != "step" and text not in (None, ""):
                         curves.setdefault(tag, {})[step] = float(text)
     return {tag: [(s, 0.0, v) for s, v in sorted(points.items())] for tag, points in curves.items()}, None
+
+
+def run_json_status(run_dir: Path) -> str | None:
+    """The `status` the run wrote into its `run.json` (provenance: success, failed, interrupted), or None.
+
+    It is the most direct record: it also covers runs that failed before any logger started.
+    """
+    import json
+
+    path = Path(run_dir) / "run.json"
+    try:
+        status = json.loads(path.read_text()).get("status") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if status in ("success", "failed", "interrupted") else None
 
 
 def mlflow_uri(config: dict[str, Any]) -> str | None:

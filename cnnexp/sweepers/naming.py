@@ -9,7 +9,6 @@ Hydra's sweepers write before they launch the first job (on any launcher: joblib
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -46,13 +45,12 @@ def swept_keys(hydra_cfg: Any) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def short_value(text: str) -> str:
-    """Long numbers to 4 significant digits (`0.0027138893134451714` -> `0.002714`); other text unchanged."""
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return f"{number:.4g}" if len(text) > 8 and math.isfinite(number) else text
+def override_key(override: str) -> tuple[str, str]:
+    """`"+optimizer.lr=0.1"` -> `("optimizer.lr", "0.1")`; a deletion `"~callbacks.x"` -> `("callbacks.x", "~")`."""
+    key, sep, value = str(override).partition("=")
+    if key.startswith("~"):
+        return key.lstrip("~"), value if sep else "~"
+    return key.lstrip("+"), value
 
 
 def safe_name(text: str, limit: int = MAX_NAME) -> str:
@@ -65,13 +63,13 @@ def safe_name(text: str, limit: int = MAX_NAME) -> str:
 def job_name(overrides: list[str], keys: list[str]) -> str:
     """`k=v` for each override whose key is in `keys` (all overrides when `keys` is empty), joined with `,` and
     made folder-safe; "" when no override qualifies."""
+    from cnnexp.report.table import short  # long numbers to 4 significant digits, as in the report
+
     parts = []
-    for override in overrides:
-        key, _, value = str(override).partition("=")
-        key = key.lstrip("+~")
+    for key, value in map(override_key, overrides):
         if key.startswith("hydra.") or (keys and key not in keys):
             continue
-        parts.append(f"{key}={short_value(value)}")
+        parts.append(f"{key}={short(value)}")
     return safe_name(",".join(parts)) if parts else ""
 
 

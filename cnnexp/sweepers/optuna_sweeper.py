@@ -131,8 +131,11 @@ class OptunaSweeper(Sweeper):
             failures = sum(self._tell(trial, ret) for trial, ret in zip(trials, returns))
             job_idx, left = job_idx + len(trials), left - len(trials)
             if failures / len(trials) > self.max_failure_rate:
-                raise RuntimeError(f"{failures} of {len(trials)} trials failed (max_failure_rate="
-                                   f"{self.max_failure_rate}); see their run folders under {sweep_dir}")
+                from cnnexp.errors import TrainingError
+
+                raise TrainingError(f"{failures} of {len(trials)} trials failed, more than hydra.sweeper."
+                                    f"max_failure_rate={self.max_failure_rate}; their logs are under {sweep_dir}. "
+                                    "Fix: correct the failing settings, or raise max_failure_rate to go on.")
         self._save_results(sweep_dir)
 
     def _save_results(self, sweep_dir: Path) -> None:
