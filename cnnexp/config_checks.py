@@ -155,16 +155,39 @@ def config_problems(cfg: Any, imports: bool = True) -> list[str]:
     """
     rules = RULES if imports else tuple(r for r in RULES if r.choices is None)
     layer_rules = LAYER_RULES if imports else tuple(r for r in LAYER_RULES if r.choices is None)
-    problems = [_problem(r, r.key, v) for r in rules if (v := _select(cfg, r.key)) is not _ABSENT]
+    found: dict[str, str] = {}  # key -> problem
+    for r in rules:
+        if (v := _select(cfg, r.key)) is not _ABSENT and (p := _problem(r, r.key, v)) is not None:
+            found[r.key] = p
     layers = _select(cfg, "model.net.layers")
     if isinstance(layers, list):
         for i, layer in enumerate(layers):
             if not isinstance(layer, dict):
                 continue
             name = str(layer.get("_target_", "layer")).rsplit(".", 1)[-1]
-            problems += [_problem(r, f"model.net.layers.{i}.{r.key}", layer[r.key], f" ({name})")
-                         for r in layer_rules if r.key in layer]
-    return [p for p in problems if p is not None]
+            for r in layer_rules:
+                key = f"model.net.layers.{i}.{r.key}"
+                if r.key in layer and (p := _problem(r, key, layer[r.key], f" ({name})")) is not None:
+                    found[key] = p
+    # `data.seed: ${oc.select:seed,42}`, `rate: ${model.dropout}`: a value copied from a bad key is reported once
+    return [p for key, p in found.items() if _interpolated_from(cfg, key) not in found]
+
+
+def _interpolated_from(cfg: Any, key: str) -> str | None:
+    """The key that `key`'s value is copied from (`${a.b}` or `${oc.select:a.b,...}`), else None."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    parent_key, _, leaf = key.rpartition(".")
+    try:
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        node = parent._get_node(int(leaf) if leaf.isdigit() else leaf)  # noqa: SLF001
+        raw = node._value() if node is not None else None  # noqa: SLF001 - the unresolved "${...}" string
+    except Exception:
+        return None
+    match = re.fullmatch(r"\$\{(?:oc\.select:)?([\w.]+)(?:,[^}]*)?\}", raw) if isinstance(raw, str) else None
+    return match.group(1) if match else None
 
 
 def check_config(cfg: Any) -> None:

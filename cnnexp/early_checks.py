@@ -8,7 +8,9 @@ and exits with status 2, leaving nothing on disk. Checks, cheapest first:
 2. `cnnexp.config_checks.check_config`: types and ranges (omegaconf only: milliseconds);
 3. `cnnexp.config_checks.check_arguments`: arguments the layers / optimizer / scheduler do not take (imports torch).
 
-In a multirun (`-m`) the jobs' configs differ; `train()` runs the same checks in each job.
+In a multirun (`-m`), `on_multirun_start` runs checks 2 and 3 on the config without the swept values (a value
+every job would share is wrong: nothing is launched); `train()` runs the same checks in each job, whose failure
+is recorded as NaN while the sweep goes on.
 Attached in `conf/hydra/default.yaml` as `hydra.callbacks.early_checks`.
 """
 
@@ -67,3 +69,12 @@ class EarlyChecks(Callback):
             check_before_run(config)
         except CnnexpError as error:
             exit_with_error(str(error))  # SystemExit passes through Hydra's callback wrapper
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from cnnexp.config_checks import check_arguments, check_config
+
+        try:
+            check_config(config)
+            check_arguments(config)
+        except CnnexpError as error:
+            exit_with_error(str(error))

@@ -181,11 +181,13 @@ def interrupted_exit_status(stop: BaseException) -> int:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test the model the config describes; return the final metrics.
 
-    Steps: check the config (`cnnexp.config_checks`); seed everything from `cfg.seed`; build the
-    data module; write its input shape and class count into `cfg.model.net`; build the model and print its
-    summary; build callbacks, loggers and trainer; save `config_resolved.yaml` in the run folder; fit
-    (resuming from `ckpt_path` / `resume`); test the best checkpoint; print one line with the test accuracy
-    and the run folder.
+    Steps: check the config (values, unknown arguments, the run folder; before lightning is imported); seed
+    everything from `cfg.seed`; write `run.json` (`cnnexp.provenance`); build the data module and find its files;
+    write its input shape and class count into `cfg.model.net`; pick the checkpoint to resume from (refused when
+    it was trained with another model, optimizer or data); build the model and print its summary; build
+    callbacks, loggers and trainer; save `config_resolved.yaml` in the run folder; fit; test the best checkpoint;
+    rewrite `run.json` with the end time, status, exit status and metrics; print one line with the test
+    accuracy and the run folder.
 
     Args:
         cfg: the composed config (`cnnexp/conf/config.yaml`); `cfg.paths.output_dir` is the run folder.
@@ -194,8 +196,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         Every metric the run logged last (`train/loss`, `val/acc`, `val/acc_best`, `test/acc`, ...) as floats.
 
     Raises:
-        CnnexpError: a user error (bad config value, missing data, NaN loss, ...). Any error is logged
-            (to the run's log file under Hydra) before it propagates.
+        CnnexpError: a user error (bad config value, missing data, NaN loss, ...). Any error is logged with its
+            traceback to the run's log file only (under Hydra) before it propagates.
+        SystemExit(143): the run was stopped by SIGTERM (after `interrupted.ckpt` was saved).
     """
     loggers: list[Any] = []
     status, exit_status, info, metrics = "failed", 1, None, {}

@@ -132,7 +132,7 @@ class TorchvisionDataModule(BaseDataModule):
         return [f for f in self.spec.files if not os.path.isfile(os.path.join(self.folder, f))]
 
     def _fetch_hint(self) -> str:
-        return (f"Expected layout: {self.folder}/{{{', '.join(self.spec.files)}}}. Fetch it with "
+        return (f"Expected layout: {self.folder}/{{{', '.join(self.spec.files)}}}. Fix: fetch it with "
                 f"`data.download=true` (needs the internet), or copy the files there from {self.spec.source}; "
                 f"set `data.data_dir=...` if they are elsewhere.")
 

@@ -1,5 +1,5 @@
-"""`python -m cnnexp` in a subprocess (cwd=tmp_path): bad config, shapes, NaN, SIGKILL + resume, SIGINT, and two
-runs started together. Digits + tiny_cnn + a few batches; each run takes ~10 s on a shared CPU."""
+"""`python -m cnnexp` in a subprocess (cwd=tmp_path): bad config, shapes, NaN, SIGKILL + resume, SIGINT, SIGTERM
+(run and multirun: exit 143), two runs started together, and `python -m cnnexp.rerun`. Digits + tiny_cnn + a few batches; each run takes ~10 s on a shared CPU."""
 
 from __future__ import annotations
 

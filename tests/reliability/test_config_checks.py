@@ -78,3 +78,12 @@ def test_absent_and_unresolvable_keys_are_skipped() -> None:
     cfg = OmegaConf.create({"data": {"batch_size": 8}, "paths": {"output_dir": "${hydra:runtime.output_dir}"},
                             "model": {"net": {"input_shape": "???", "layers": [{"_target_": "x.Flatten"}]}}})
     check_config(cfg)  # no optimizer/trainer keys, a ??? value and a ${hydra:} interpolation: nothing to report
+
+
+@pytest.mark.parametrize(("override", "key", "copy"), [
+    ("seed=-1", "seed=-1", "data.seed"),  # data.seed: ${oc.select:seed,42}
+    ("model.dropout=1.5", "model.dropout=1.5", "model.net.layers.7.rate"),  # rate: ${model.dropout}
+])
+def test_a_value_copied_by_interpolation_is_reported_once(override: str, key: str, copy: str) -> None:
+    problems = config_problems(compose([override]))
+    assert len(problems) == 1 and problems[0].startswith(key) and copy not in problems[0]

@@ -192,7 +192,8 @@ def test_unwritable_folders_are_one_line(error):
     (["+optimizer.lrr=1"], "error: optimizer: Adam has no argument 'lrr'"),
     ([REPLACE_DROPOUT], "error: model.net.layers.7: MaxPool2D has no argument 'rate'"),
     (["hydra.run.dir=a_file/run"], "error: cannot create the run folder a_file/run (Not a directory). Fix:"),
-], ids=["bad_value", "unknown_optimizer_argument", "replaced_layer", "unwritable_folder"])
+    (["-m", "data.batch_size=-1", "seed=1,2"], "error: data.batch_size=-1 is invalid"),  # every job would fail
+], ids=["bad_value", "unknown_optimizer_argument", "replaced_layer", "unwritable_folder", "multirun"])
 def test_config_errors_print_one_line_before_lightning_and_leave_no_folder(tmp_path, args, expected):
     (tmp_path / "a_file").write_text("")
     result = cnnexp(tmp_path, *args, importtime=True)
