@@ -74,6 +74,15 @@ def test_cnnexp_config_dir_is_searched_after_the_working_folders_conf(workdir, t
     assert make_cfg("+experiment=y", run="b").task_name == "only_in_env_dir"
 
 
+def test_hydra_searchpath_adds_new_names_but_a_packaged_name_wins(workdir, tmp_path, make_cfg):
+    extra = tmp_path / "extra"
+    write(extra / "experiment/z.yaml", EXPERIMENT.format(name="from_searchpath"))
+    write(extra / "model/tiny_cnn.yaml", "defaults:\n  - keras_cnn\n  - _self_\n")  # never read: packaged first
+    searchpath = f"hydra.searchpath=[file://{extra}]"
+    cfg = make_cfg(searchpath, "+experiment=z", "model=tiny_cnn")
+    assert cfg.task_name == "from_searchpath" and cfg.model.net.layers[1].filters == 8
+
+
 def test_a_missing_cnnexp_config_dir_is_a_config_error(workdir, monkeypatch, make_cfg):
     monkeypatch.setenv(ENV_VAR, str(workdir / "no_such_folder"))
     with pytest.raises(ConfigError, match=f"{ENV_VAR}=.*no_such_folder: no such folder.*Fix:"):
