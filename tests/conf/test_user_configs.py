@@ -74,6 +74,15 @@ def test_cnnexp_config_dir_is_searched_after_the_working_folders_conf(workdir, t
     assert make_cfg("+experiment=y", run="b").task_name == "only_in_env_dir"
 
 
+def test_hydra_searchpath_adds_new_names_but_a_packaged_name_wins(workdir, tmp_path, make_cfg):
+    extra = tmp_path / "extra"
+    write(extra / "experiment/z.yaml", EXPERIMENT.format(name="from_searchpath"))
+    write(extra / "model/tiny_cnn.yaml", "defaults:\n  - keras_cnn\n  - _self_\n")  # never read: packaged first
+    searchpath = f"hydra.searchpath=[file://{extra}]"
+    cfg = make_cfg(searchpath, "+experiment=z", "model=tiny_cnn")
+    assert cfg.task_name == "from_searchpath" and cfg.model.net.layers[1].filters == 8
+
+
 def test_a_missing_cnnexp_config_dir_is_a_config_error(workdir, monkeypatch, make_cfg):
     monkeypatch.setenv(ENV_VAR, str(workdir / "no_such_folder"))
     with pytest.raises(ConfigError, match=f"{ENV_VAR}=.*no_such_folder: no such folder.*Fix:"):
@@ -154,8 +163,9 @@ def test_help_from_a_users_folder_lists_the_users_options(tmp_path):
 def test_a_yaml_error_is_one_error_line_naming_the_file(tmp_path):
     bad = write(tmp_path / "conf/experiment/x.yaml", "# @package _global_\ntask_name: [unclosed\n")
     result = run_cnnexp("+experiment=x", cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.startswith(f"error: {bad}: not valid YAML at line 3")
-    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and errors == [line for line in errors if line.startswith(f"error: {bad}: ")]
+    assert len(errors) == 1 and "not valid YAML at line 3" in errors[0] and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
