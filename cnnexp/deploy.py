@@ -25,11 +25,15 @@ from cnnexp.errors import ConfigError
 NET_PREFIX = "net."  # ImageClassifier keeps the network as `self.net`
 
 
-def _instantiate_net(cfg_node: Any) -> nn.Module:
-    """Build the network from the run's `model.net` config node (the one place deploy instantiates config)."""
-    from hydra.utils import instantiate
+def run_network(ckpt: str | os.PathLike) -> nn.Module:
+    """The (untrained) network of the run that wrote `ckpt`, built from the run's saved `model.net` config: the one
+    place deploy instantiates config, from allowlisted targets only (`cnnexp.trusted_config`: a crafted config file
+    runs no code), and without importing Lightning."""
+    from cnnexp.evaluate import read_run_config
+    from cnnexp.trusted_config import instantiate_trusted
 
-    return instantiate(cfg_node)
+    cfg, source = read_run_config(ckpt)
+    return instantiate_trusted(cfg.model.net, source)
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
@@ -80,11 +84,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
         ConfigError: no checkpoint, no saved config next to it, or weights that do not fit the saved network.
     """
     from cnnexp.checkpoints import load_checkpoint
-    from cnnexp.evaluate import load_run_config
-
     ckpt = find_checkpoint(path)
-    cfg = load_run_config(ckpt)
-    net = _instantiate_net(cfg.model.net)
+    net = run_network(ckpt)
     state = net_state_dict(load_checkpoint(ckpt).get("state_dict", {}))
     try:
         net.load_state_dict(state)

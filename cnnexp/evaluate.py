@@ -43,27 +43,31 @@ def parse_args(argv: Sequence[str]) -> tuple[DictConfig, DictConfig]:
     return cli, args
 
 
-def load_run_config(ckpt_path: str | Path, overrides: DictConfig | None = None) -> DictConfig:
-    """The config a checkpoint was trained with, from its run folder, with `overrides` merged on top.
-
-    Every `_target_` in it must be on cnnexp's allowlist (`cnnexp.trusted_config.check_targets`): the file may
-    come from anyone, and instantiating it must not run code.
-    """
-    from cnnexp.trusted_config import check_targets
-
+def read_run_config(ckpt_path: str | Path, overrides: DictConfig | None = None) -> tuple[DictConfig, Path]:
+    """The config a checkpoint was trained with, from its run folder, with `overrides` merged on top, and the file
+    it came from. Nothing in it is checked or instantiated: see `load_run_config`."""
     run_dir = run_dir_of(ckpt_path)
     for name in (RESOLVED_CONFIG, ".hydra/config.yaml"):
         if (run_dir / name).is_file():
             source = run_dir / name
-            cfg = OmegaConf.load(source)
             break
     else:
         raise ConfigError(f"no saved config for {ckpt_path}: expected {run_dir / RESOLVED_CONFIG} "
                           "(the checkpoint must stay inside its run folder, <run>/checkpoints/).")
-    cfg = OmegaConf.merge(cfg, overrides or {})
+    cfg = OmegaConf.merge(OmegaConf.load(source), overrides or {})
     OmegaConf.set_struct(cfg, False)
+    return cfg, source  # type: ignore[return-value]
+
+
+def load_run_config(ckpt_path: str | Path, overrides: DictConfig | None = None) -> DictConfig:
+    """`read_run_config`, with every `_target_` checked against cnnexp's allowlist
+    (`cnnexp.trusted_config.check_targets`): the file may come from anyone, and instantiating it must not run code.
+    """
+    from cnnexp.trusted_config import check_targets
+
+    cfg, source = read_run_config(ckpt_path, overrides)
     check_targets(cfg, source)
-    return cfg  # type: ignore[return-value]
+    return cfg
 
 
 def load_weights(model: Any, ckpt_path: str | Path) -> None:

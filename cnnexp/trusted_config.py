@@ -75,6 +75,10 @@ def is_allowed(target: Any) -> bool:
             obj = get_object(target)
         except Exception:
             return False
+        import torch
+
+        if inspect.isclass(obj) and issubclass(obj, torch.nn.Module):
+            return True  # layers and networks: checked without importing lightning (cnnexp.load_model)
         return inspect.isclass(obj) and issubclass(obj, ALLOWED_CNNEXP_BASES())
     if target.startswith(TORCH_OPTIM_PACKAGES):
         import torch

@@ -171,7 +171,7 @@ def test_run_json_tensorboard_text_and_hparams_record_the_provenance(make_cfg):
     acc.Reload()
     assert "provenance/text_summary" in acc.Tags()["tensors"]
     hparams = yaml.safe_load((run / "tensorboard" / "hparams.yaml").read_text())
-    assert hparams["tags"] == ["baseline", "lr_sweep"]
+    assert hparams["tags"] == "[baseline,lr_sweep]"  # one HParams cell (TensorBoard's hparams hold scalars only)
 
     mode = os.stat(run / "config_resolved.yaml").st_mode & 0o777
     assert all(os.stat(p).st_mode & 0o777 == mode for p in (run / "checkpoints").glob("*.ckpt"))

@@ -100,14 +100,12 @@ class ImageClassifier(L.LightningModule):
         rebuilt from the run's saved config as `cnnexp.load_model` does, and the optimizer is
         `functools.partial(torch.optim.Adam)` (pass `optimizer=` to resume training with another).
         """
-        from cnnexp.deploy import _instantiate_net, find_checkpoint
+        from cnnexp.deploy import find_checkpoint, run_network
 
         if isinstance(checkpoint_path, (str, os.PathLike)):
             checkpoint_path = find_checkpoint(checkpoint_path)  # a run folder means its best checkpoint
         if "net" not in kwargs:
-            from cnnexp.evaluate import load_run_config
-
-            kwargs["net"] = _instantiate_net(load_run_config(checkpoint_path).model.net)
+            kwargs["net"] = run_network(checkpoint_path)
         kwargs.setdefault("optimizer", functools.partial(torch.optim.Adam))
         return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
 
