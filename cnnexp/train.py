@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnexp import provenance
 from cnnexp.checkpoints import resolve_ckpt_path, resume_errors
-from cnnexp.conf.sources import check_targets
+from cnnexp.conf.sources import check_targets_import
 from cnnexp.config_checks import check_arguments, check_config
 from cnnexp.errors import ConfigError
 from cnnexp.run_folders import RESOLVED_CONFIG
@@ -204,7 +204,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     status, exit_status, info, metrics = "failed", 1, None, {}
     try:
         check_config(cfg)  # first: a bad value (seed=abc included) is named before lightning is imported
-        check_targets(cfg)  # an unknown _target_ is named with the config file that set it
+        check_targets_import(cfg)  # an unknown _target_ is named with the config file that set it
         check_arguments(cfg)
         check_output_dir(cfg)
         import lightning as L

@@ -166,7 +166,7 @@ def files_mentioning(text: str) -> list[str]:
     return found
 
 
-def check_targets(cfg: DictConfig) -> None:
+def check_targets_import(cfg: DictConfig) -> None:
     """Raise a ConfigError naming the key and the file of the first `_target_` that cannot be imported."""
     from hydra._internal.utils import _locate
 

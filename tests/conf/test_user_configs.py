@@ -18,7 +18,7 @@ from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra.utils import instantiate
 
 from cnnexp.conf.search_path import ENV_VAR, CnnexpSearchPathPlugin
-from cnnexp.conf.sources import check_targets, format_options
+from cnnexp.conf.sources import check_targets_import, format_options
 from cnnexp.errors import ConfigError
 from cnnexp.train import fill_data_shape
 
@@ -108,12 +108,12 @@ def test_a_yaml_syntax_error_names_the_file_and_the_line(workdir, make_cfg):
 
 
 def test_an_unknown_target_names_the_key_and_the_file(workdir, make_cfg):
-    check_targets(make_cfg("model=tiny_cnn", run="a"))  # control: every packaged _target_ imports
+    check_targets_import(make_cfg("model=tiny_cnn", run="a"))  # control: every packaged _target_ imports
     bad = write(workdir / "conf/model/typo.yaml",
                 "defaults:\n  - keras_cnn\n  - _self_\nnet:\n  layers:\n"
                 "    - {_target_: cnnexp.layers.Conv2d, filters: 5, kernel_size: 3}\n")
     with pytest.raises(ConfigError) as error:
-        check_targets(make_cfg("model=typo", run="b"))
+        check_targets_import(make_cfg("model=typo", run="b"))
     message = str(error.value)
     assert "model.net.layers[0]._target_=cnnexp.layers.Conv2d" in message and str(bad) in message
 
@@ -136,7 +136,7 @@ def test_the_repository_conf_examples_build_data_and_model(monkeypatch, make_cfg
     monkeypatch.delenv(ENV_VAR, raising=False)
     cfg = make_cfg(f"+experiment={name}", f"data.data_dir={data_root / 'flower_photos'}", data_dir=data_root)
     assert cfg.task_name == name and cfg.data.image_size == [64, 64] and len(cfg.model.net.layers) == 8
-    check_targets(cfg)
+    check_targets_import(cfg)
     datamodule = instantiate(cfg.data)
     fill_data_shape(cfg, datamodule)
     model = instantiate(cfg.model)
