@@ -32,6 +32,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:  
 OMP_ENV = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -43,7 +44,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d, native_kernels  # noqa: E402
+from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d, native_kernels, planner  # noqa: E402
 
 CHANNELS = (16, 32, 64)
 CLASSES, HIDDEN = 5, 128
@@ -60,7 +61,8 @@ def conv2d_gemm_path(*args, **kwargs):
 
 # name -> (conv function, channels_last, pool function)
 IMPLS = {
-    "custom": (conv2d, False, max_pool2d),
+    "custom": (conv2d, False, max_pool2d),  # planned per layer (cnnexp.functional.planner, CNNEXP_PLAN)
+    "custom_builtin": (conv2d, False, max_pool2d),  # the same with the built-in choices (no planning)
     "custom_gemm": (conv2d_gemm_path, False, max_pool2d),
     "torch": (conv2d_torch, False, max_pool2d),
     "torch_cl": (conv2d_torch, True, max_pool2d),
@@ -129,9 +131,14 @@ def bench_layers(shapes: dict, impls: list[str], repeats: int, device: torch.dev
                 def make(k, mode=mode):
                     fn, _, _ = IMPLS[k]
                     x, w, b = data[k]
-                    if mode == "fwd":
-                        return lambda: fn(x.detach(), w.detach(), b.detach(), padding="same")
-                    return lambda: fn(x, w, b, padding="same").sum().backward()
+
+                    def run():
+                        with step_context(k):
+                            if mode == "fwd":
+                                return fn(x.detach(), w.detach(), b.detach(), padding="same")
+                            return fn(x, w, b, padding="same").sum().backward()
+
+                    return run
 
                 reps = max(2, repeats // 3) if "naive" in names else repeats
                 res = interleaved({k: make(k) for k in names}, reps, 1, device)
@@ -168,6 +175,11 @@ def forward(params, x, conv, pool):
     return torch.addmm(params[k + 3], x, params[k + 2])
 
 
+def step_context(name: str):
+    """What a step of implementation `name` runs under: `custom_builtin` takes the planner's built-in choices."""
+    return planner.using(planner.built_in()) if name == "custom_builtin" else contextlib.nullcontext()
+
+
 def make_step(name: str, batch_shape, device, table=None):
     conv, cl, pool = (table or IMPLS)[name]
     params = [to_format(p, cl).requires_grad_() for p in init_params(batch_shape, device)]
@@ -177,10 +189,11 @@ def make_step(name: str, batch_shape, device, table=None):
     y = torch.randint(0, CLASSES, (batch_shape[0],), generator=gen).to(device)
 
     def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(forward(params, x, conv, pool), y)
-        loss.backward()
-        opt.step()
+        with step_context(name):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(forward(params, x, conv, pool), y)
+            loss.backward()
+            opt.step()
         return loss
 
     return step
@@ -309,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     custom_path = custom_conv_path(device)
     print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, "
           f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
-    print(f"custom = {custom_path}; custom_gemm = the im2col + GEMM path, forced")
+    print(f"custom = {custom_path}, planned per layer (CNNEXP_PLAN={planner.current().mode}); custom_builtin = the "
+          f"built-in choices; custom_gemm = the im2col + GEMM path, forced")
     print(ratio_table(rows))
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(),

@@ -227,3 +227,21 @@ def run(op: str, key: str, candidates: Mapping[str, Callable[[], Any]], default:
     if plan.mode != "measure":
         return candidates[default]()
     return candidates[plan.choose(op, key, candidates, default).choice]()
+
+
+@contextlib.contextmanager
+def using(planner: Planner) -> Iterator[Planner]:
+    """Within the block, `planner` is the process's planner (e.g. an "estimate" one for a side-by-side benchmark of
+    the built-in choices); the previous one is restored afterwards."""
+    global _current
+    before = _current
+    _current = planner
+    try:
+        yield planner
+    finally:
+        _current = before
+
+
+def built_in() -> Planner:
+    """A planner that always takes the built-in choices (mode "estimate"), for comparisons."""
+    return Planner(default_cache_path(), {}, mode="estimate")

@@ -27,7 +27,7 @@ def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
     assert saved["meta"]["custom_path"].startswith("compiled direct kernel")
     impls = {(r["shape"], r["impl"]) for r in saved["rows"]}
     for shape in bench.QUICK_SHAPES:
-        assert {(shape, k) for k in ("custom", "custom_gemm", "torch", "torch_cl")} <= impls
+        assert {(shape, k) for k in ("custom", "custom_builtin", "custom_gemm", "torch", "torch_cl")} <= impls
     assert all(r["median_s"] > 0 for r in saved["rows"])
     printed = capsys.readouterr().out
     assert "custom = compiled direct kernel" in printed and "custom/torch_cl" in printed
