@@ -103,7 +103,8 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
     if planner.current().mode != "measure":
         return run(default)
     found = _candidates(direction, geom, native, out_channels)
-    key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype}"
+    # the candidate set is part of the key: with the kernels off (`native_kernels.disabled()`) fewer paths compete
+    key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype} native={native}"
     return planner.run(f"conv2d.{direction}", key,
                        {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
                        default=_PATH_NAMES[default])

@@ -166,3 +166,20 @@ def test_planned_pool_times_kernel_and_taps_and_gives_torchs_result(measuring):
     torch.testing.assert_close(gx, torch.autograd.grad(ref.square().sum(), x)[0])
     assert [d.op for d in decisions] == ["max_pool2d.forward", "max_pool2d.backward"]
     assert all(set(d.timings_ms) == {"kernel", "taps"} for d in decisions)
+
+
+def test_a_plan_made_with_the_kernels_off_is_not_reused_with_them_on(measuring):
+    import torch
+
+    from cnnexp.functional import conv2d, native_kernels
+
+    from .native_kernel import require_native_kernels
+
+    require_native_kernels()
+    x, w = torch.randn(1, 3, 8, 8), torch.randn(16, 3, 3, 3)
+    with native_kernels.disabled(), measuring.recording() as off:
+        conv2d(x, w, padding="same")
+    with measuring.recording() as on:
+        conv2d(x, w, padding="same")
+    assert not any(name.startswith("direct") for name in off[0].timings_ms)
+    assert on[0].source == "measured" and "direct" in on[0].timings_ms
