@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from cnnexp.provenance import cpu_model
 
 CASES = {
     "python -c pass": ["-c", "pass"],
@@ -39,16 +40,6 @@ def run_once(args: list[str], cwd: Path) -> tuple[float, float, subprocess.Compl
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, result
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

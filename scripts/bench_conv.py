@@ -45,6 +45,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d, native_kernels, planner  # noqa: E402
+from cnnexp.provenance import cpu_model  # noqa: E402
 
 CHANNELS = (16, 32, 64)
 CLASSES, HIDDEN = 5, 128
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"custom = {custom_path}, planned per layer (CNNEXP_PLAN={planner.current().mode}); custom_builtin = the "
           f"built-in choices; custom_gemm = the im2col + GEMM path, forced")
     print(ratio_table(rows))
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_model()
     meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(),
             "openmp_env": OMP_ENV, "torch": torch.__version__,
             "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:],

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cnnexp.provenance import cpu_model
 
 
 def generate_jpegs(root: Path, n: int, classes: int, height: int, width: int, seed: int = 0) -> None:
@@ -73,15 +74,7 @@ def run_epochs(loader, epochs: int) -> list[dict]:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
 
 

@@ -27,6 +27,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from cnnexp.functional import conv2d  # noqa: E402
+from cnnexp.provenance import cpu_model  # noqa: E402
 
 # name -> (N, C_in, H, W, C_out, groups, stride)
 LAYERS = {
@@ -68,16 +69,6 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['layer']:<24}{layout:<15}{r['mode']:<9}{r['custom_s'] * 1e3:>10.2f}"
                      f"{r['torch_s'] * 1e3:>10.2f}{r['ratio_torch_over_custom']:>14.2f}")
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from cnnexp.provenance import cpu_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{side:>6} {batch:>5} " + " ".join(f"{row[f'{k}_ms']:11.1f}" for k in IMPLS)
                   + f" {speed('torch'):12.2f} {speed('torch_cl'):15.2f} {memory('torch'):>16} "
                   f"{memory('torch_cl'):>13}", flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               "?")
+    cpu = cpu_model()
     print(f"CPU {cpu}, threads {torch.get_num_threads()}, custom = {bench.custom_conv_path(device)}, "
           f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     meta = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,

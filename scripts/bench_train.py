@@ -33,16 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnexp.provenance import cpu_model
+
 SHAPES = {"180x180 b32": (180, 32), "32x32 b128": (32, 128)}  # name -> (image side, batch size)
 QUICK_SHAPES = {"40x40 b8": (40, 8)}
 IMPLS = ("custom", "torch", "torch_cl")
 MODES = ("bare", "lightning", "default")
 CLASSES = 5
-
-
-def cpu_model() -> str:
-    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                platform.processor() or "?")
 
 
 def compose(side: int, batch: int, impl: str, n_train: int, n_eval: int, out_dir: Path):

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from cnnexp.provenance import cpu_model
 
 
 SAMPLERS = {
@@ -88,9 +88,7 @@ def main() -> None:
               f"{row['epochs_run']:10d}  {row['states']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    out.write_text(json.dumps({"args": vars(args), "cpu": cpu, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"args": vars(args), "cpu": cpu_model(), "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 

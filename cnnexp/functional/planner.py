@@ -58,19 +58,15 @@ def default_cache_path() -> Path:
 
 def machine_signature(build_id: str = "") -> dict[str, str]:
     """What makes timings from one machine and build meaningless on another."""
-    import platform
-
     import torch
 
-    cpu, flags = platform.processor() or "?", ""
+    from cnnexp.provenance import cpu_model
+
+    flags = ""
     with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith(("flags", "Features")):
-                flags = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "torch": torch.__version__,
+        flags = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                      if line.startswith(("flags", "Features"))), "")
+    return {"cpu": cpu_model(), "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "torch": torch.__version__,
             "build": build_id}
 
 
