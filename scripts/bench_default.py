@@ -107,7 +107,9 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs of each configuration (median reported)")
-    parser.add_argument("--ablate", action="store_true", help="also run without the pictures, interleaved")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also run without the pictures, interleaved A B B A ... (on a loaded machine the wall "
+                             "times of two runs differ by more than the pictures cost: trust the in-run timer)")
     parser.add_argument("--out", default="bench_default.json", help="where to write the JSON")
     args, overrides = parser.parse_known_args()
     configs = {"default": overrides}
@@ -117,7 +119,8 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory(prefix="bench_default_") as tmp:
         for i in range(args.runs):
-            for name, ovr in configs.items():  # interleaved, so load drifts hit both alike
+            order = list(configs.items())
+            for name, ovr in order if i % 2 == 0 else order[::-1]:  # A B, B A, ...: a load drift hits both alike
                 results[name].append(run_once(ovr, Path(tmp), f"{name.replace(' ', '_')}_{i}"))
     load_after = os.getloadavg()[0]
 
