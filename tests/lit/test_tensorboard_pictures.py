@@ -300,3 +300,32 @@ def test_fit_on_cuda_writes_the_same_pictures(tmp_path):
     acc = _events(trainer)
     assert {tag for tag, _ in IMAGE_CASES} <= set(acc.Tags()["images"])
     assert "grads/net.0.weight" in acc.Tags()["histograms"]
+
+
+def test_with_the_runner_s_classifier_and_conv_layers(make_cfg, tmp_path):
+    """ImageClassifier (logits from its validation_step) and cnnexp's own Conv2D (hooked for the feature maps)
+    on the default data at 32x32: every picture, and the network runs only for the steps themselves."""
+    import lightning.pytorch as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cnnexp.lit.callbacks.tensorboard_pictures import TensorBoardPictures
+    from cnnexp.train import fill_data_shape
+
+    cfg = make_cfg("model=tiny_cnn")
+    datamodule = instantiate(cfg.data)
+    fill_data_shape(cfg, datamodule)
+    model = instantiate(cfg.model)
+    calls = []
+    model.net.register_forward_pre_hook(lambda *_: calls.append(1))
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=2, num_sanity_val_steps=0,
+                        logger=TensorBoardLogger(tmp_path, name="tb"), callbacks=[TensorBoardPictures()],
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", devices=1)
+    trainer.fit(model, datamodule=datamodule)
+    assert len(calls) == 2 * (3 + 2)
+    tags = set(_events(trainer).Tags()["images"])
+    conv = "net.layers.1"  # tiny_cnn: Rescaling, Conv2D, ...
+    for tag in [f"filters/{conv}", "feature_maps/input", f"feature_maps/{conv}", "val/confusion_matrix",
+                "val/misclassified"]:
+        assert tag in tags and f"best/{tag}" in tags, (tag, sorted(tags))
