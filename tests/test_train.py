@@ -30,11 +30,13 @@ def event_data(folder):
 
 
 def test_default_run_learns_digits_and_writes_its_run_folder(make_cfg, capsys):
-    """The default config (lecture CNN on load_digits), fewer epochs: a real accuracy bar and a complete run folder."""
-    cfg = make_cfg("trainer.max_epochs=16", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
+    """The default config (lecture CNN on load_digits at 32x32), fewer epochs: a real accuracy bar and a complete
+    run folder. Six of the default's epochs reach 0.93-0.96 on seeds 42 and 0-2 (docs/default_run.md), a broken
+    resize, augmentation or schedule far less; the full run 0.98-0.99."""
+    cfg = make_cfg("trainer.max_epochs=6", "~callbacks.tensorboard_pictures", "~callbacks.rich_progress",
                    "trainer.enable_progress_bar=false")
     metrics = train(cfg)
-    assert metrics["test/acc"] >= 0.93, metrics  # 0.95 here (0.93 after 12 epochs); 97-99% with all 80
+    assert metrics["test/acc"] >= 0.90, metrics
     assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/acc_top5"} <= set(metrics)
 
@@ -43,7 +45,7 @@ def test_default_run_learns_digits_and_writes_its_run_folder(make_cfg, capsys):
     assert line.startswith(f"test/acc={metrics['test/acc']:.4f}  run: ") and line.endswith("run")
 
     saved = yaml.safe_load(open(f"{run}/{RESOLVED_CONFIG}"))
-    assert saved["model"]["net"]["input_shape"] == [1, 8, 8] and saved["model"]["net"]["num_classes"] == 10
+    assert saved["model"]["net"]["input_shape"] == [1, 32, 32] and saved["model"]["net"]["num_classes"] == 10
     from pathlib import Path
     ckpts = sorted(p.name for p in Path(run, "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and any(name.startswith("epoch_") for name in ckpts)

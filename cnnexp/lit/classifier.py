@@ -21,6 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+StepOutput = dict[str, torch.Tensor]  # {"loss": (), "logits": (N, K) detached, "targets": (N,)}
 
 
 def accuracy_metrics(num_classes: int) -> MetricCollection:
@@ -121,7 +122,7 @@ class ImageClassifier(L.LightningModule):
         return loss, logits, y
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str,
-                     metrics: MetricCollection) -> torch.Tensor:
+                     metrics: MetricCollection) -> StepOutput:
         loss, logits, y = self.model_step(batch)
         metrics.update(logits, y)
         n = y.shape[0]
@@ -130,12 +131,14 @@ class ImageClassifier(L.LightningModule):
         for name, metric in metrics.items():  # "val/acc", "val/acc_top5", ...
             # the progress bar shows train/loss, val/acc and val/acc_best
             self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name == "val/acc", batch_size=n)
-        return loss
+        return {"loss": loss, "logits": logits.detach(), "targets": y}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train", self.train_metrics)
+        return self._shared_step(batch, "train", self.train_metrics)["loss"]
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> StepOutput:
+        """`{"loss", "logits" (N, K), "targets" (N,)}`: callbacks (the TensorBoard pictures) reuse the logits
+        in `on_validation_batch_end` instead of running the network again."""
         return self._shared_step(batch, "val", self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
@@ -144,7 +147,8 @@ class ImageClassifier(L.LightningModule):
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> StepOutput:
+        """The same outputs as `validation_step`, for the test set."""
         return self._shared_step(batch, "test", self.test_metrics)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

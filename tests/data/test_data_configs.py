@@ -12,7 +12,7 @@ import cnnexp
 CONF = Path(cnnexp.__file__).parent / "conf" / "data"
 
 SETUPS = {  # config name -> (writes its files under data_dir, overrides, input shape)
-    "digits": (lambda d, f: None, {}, (1, 8, 8)),
+    "digits": (lambda d, f: None, {}, (1, 32, 32)),
     "image_folder": (lambda d, f: f.make_tree(d / "flower_photos", {"daisy": 6, "roses": 5, "tulips": 5}),
                      {"image_size": [20, 24], "augment": "flowers"}, (3, 20, 24)),
     "mnist": (lambda d, f: f.write_mnist(d, "MNIST"), {}, (1, 28, 28)),

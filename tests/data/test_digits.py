@@ -1,10 +1,12 @@
 """DigitsDataModule: shapes, value range, a fixed stratified split, augmentation on train only."""
 
 import numpy as np
+import pytest
 import torch
 
 from cnnexp.data.digits import DigitsDataModule
 from cnnexp.data.splits import stratified_split
+from cnnexp.errors import ConfigError
 
 
 def test_metadata_is_known_without_loading():
@@ -55,3 +57,71 @@ def test_augment_applies_to_training_images_only():
     x, _ = dm.train_set[0]
     assert torch.equal(x, flip(raw_x, dims=[-1]))
     assert dm.val_set.transform is None and dm.test_set.transform is None
+
+
+def test_image_size_upsamples_every_split_once():
+    small, large = DigitsDataModule(seed=3), DigitsDataModule(seed=3, image_size=32)
+    assert large.input_shape == (1, 32, 32)
+    small.setup()
+    large.setup()
+    x, _ = next(iter(large.train_dataloader()))
+    assert x.shape == (32, 1, 32, 32)
+    for a, b in [(small.train_set, large.train_set), (small.test_set, large.test_set)]:
+        assert torch.equal(a.labels, b.labels) and b.images.shape[1:] == (1, 32, 32)
+        assert b.images.min() >= 0 and b.images.max() <= 255
+        # the same digits: each 4x4 block's mean follows the original pixel (a shuffled control does not)
+        blocks = torch.nn.functional.avg_pool2d(b.images, 4).flatten()  # (N * 64,)
+        assert torch.corrcoef(torch.stack([blocks, a.images.flatten()]))[0, 1] > 0.9
+        assert torch.corrcoef(torch.stack([blocks, a.images.roll(1, 0).flatten()]))[0, 1] < 0.7
+
+
+@pytest.mark.parametrize("image_size", [0, 2.5, "big"])
+def test_image_size_must_be_a_positive_int(image_size):
+    with pytest.raises(ConfigError, match="data.image_size"):
+        DigitsDataModule(image_size=image_size)
+
+
+class Recorder:
+    """A batch transform that marks what it saw (adds 1000) and counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return x + 1000
+
+
+def test_batch_augment_changes_training_batches_only(tmp_path):
+    import lightning as L
+
+    recorder = Recorder()
+    dm = DigitsDataModule(batch_size=64, batch_augment=recorder)
+    seen = {"train": [], "val": []}
+
+    class Probe(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, _):
+            seen["train"].append(float(batch[0].min()))
+            return (self.w * batch[0].mean()).sum()
+
+        def validation_step(self, batch, _):
+            seen["val"].append(float(batch[0].max()))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2, num_sanity_val_steps=0,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=tmp_path)
+    trainer.fit(Probe(), datamodule=dm)
+    assert recorder.calls == 3 and all(v >= 1000 for v in seen["train"])
+    assert len(seen["val"]) == 2 and all(v <= 255 for v in seen["val"])
+
+
+def test_batch_augment_must_be_callable():
+    with pytest.raises(ConfigError, match="data.batch_augment"):
+        DigitsDataModule(batch_augment="light")

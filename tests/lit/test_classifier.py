@@ -123,3 +123,34 @@ def test_example_input_and_predict_probabilities():
     probs = module.predict_step(torch.rand(2, 1, 4, 4), 0)
     assert probs.shape == (2, 3)
     torch.testing.assert_close(probs.sum(1), torch.ones(2))
+
+
+class StepOutputs(L.Callback):
+    """Keeps what validation_step and test_step returned, batch by batch."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, list] = {"val": [], "test": []}
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking:  # the sanity check runs the initial weights
+            self.outputs["val"].append((outputs, batch))
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.outputs["test"].append((outputs, batch))
+
+
+@pytest.mark.parametrize("stage", ["val", "test"])
+def test_evaluation_steps_return_the_logits_and_targets_they_computed(tmp_path, stage):
+    """Callbacks (the TensorBoard pictures) reuse these instead of running the network a second time."""
+    module = make_module(3)
+    keeper = StepOutputs()
+    trainer = make_trainer(tmp_path, epochs=1, callbacks=[keeper])
+    train, val = loaders(3)
+    trainer.fit(module, train, val) if stage == "val" else trainer.test(module, val, verbose=False)
+    assert len(keeper.outputs[stage]) == len(val)
+    for out, (x, y) in keeper.outputs[stage]:
+        assert set(out) == {"loss", "logits", "targets"} and not out["logits"].requires_grad
+        with torch.inference_mode():  # the test batches are inference tensors
+            torch.testing.assert_close(out["logits"], module(x))  # the step's own forward, same weights
+        assert torch.equal(out["targets"], y)
+        torch.testing.assert_close(out["loss"], nn.functional.cross_entropy(out["logits"], y))
