@@ -182,15 +182,24 @@ print(json.dumps({"images_per_s": clock.rate, "tensorflow": tf.__version__}))
 """
 
 
-def keras_available() -> bool:
-    import importlib.util
+def keras_env(tf_path: str | None) -> dict[str, str]:
+    """The Keras worker's environment: `--tf-path` (a folder with tensorflow, e.g. from `pip install --target`)
+    goes first on its PYTHONPATH only, so TensorFlow's thread pools never share this process with torch."""
+    env = dict(os.environ)
+    if tf_path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (tf_path, env.get("PYTHONPATH")) if p)
+    return env
 
-    return importlib.util.find_spec("tensorflow") is not None
+
+def keras_available(tf_path: str | None) -> bool:
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"
+    return subprocess.run([sys.executable, "-c", probe], env=keras_env(tf_path)).returncode == 0
 
 
-def time_keras(side: int, batch: int, n_train: int, epochs: int, threads: int) -> tuple[float, str]:
+def time_keras(side: int, batch: int, n_train: int, epochs: int, threads: int,
+               tf_path: str | None) -> tuple[float, str]:
     cmd = [sys.executable, "-c", KERAS_WORKER, str(side), str(batch), str(n_train), str(epochs), str(threads)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=keras_env(tf_path))
     out = json.loads(res.stdout.strip().splitlines()[-1])
     return out["images_per_s"], out["tensorflow"]
 
@@ -219,6 +228,7 @@ def table(rows: list[dict], shapes: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one small shape, few images (smoke run)")
+    p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma list of {', '.join(SHAPES)}")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats per measurement (median)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first one is warm-up")
@@ -227,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--impls", default=",".join(IMPLS), help="comma list of custom, torch, torch_cl")
     p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, lightning, default")
     p.add_argument("--no-keras", action="store_true", help="skip Keras/TensorFlow even when it is installed")
+    p.add_argument("--tf-path", default=None, help="a folder holding tensorflow for the Keras worker only")
     p.add_argument("--out", default="bench-results/bench_train.json")
     args = p.parse_args(argv)
 
@@ -234,11 +245,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    shapes = QUICK_SHAPES if args.quick else SHAPES
+    shapes = QUICK_SHAPES if args.quick else {k: SHAPES[k] for k in args.shapes.split(",") if k}
     repeats = args.repeats or (1 if args.quick else 3)
     impls = [k for k in args.impls.split(",") if k]
     modes = [m for m in args.modes.split(",") if m]
-    run_keras = not args.no_keras and keras_available()
+    run_keras = not args.no_keras and keras_available(args.tf_path)
     load_before = os.getloadavg()
     samples: dict[tuple[str, str, str], list[float]] = {}
     tf_version = None
@@ -255,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
                         samples.setdefault((shape, impl, mode), []).append(rate)
                         print(f"  {shape} {impl:<8} {mode:<9} {rate:8.1f} img/s", flush=True)
                 if run_keras:
-                    rate, tf_version = time_keras(side, batch, n_train, args.epochs, torch.get_num_threads())
+                    rate, tf_version = time_keras(side, batch, n_train, args.epochs, torch.get_num_threads(),
+                                                 args.tf_path)
                     samples.setdefault((shape, "keras", "fit"), []).append(rate)
                     print(f"  {shape} keras/tf fit       {rate:8.1f} img/s", flush=True)
     rows = [{"shape": s, "impl": i, "mode": m, "images_per_s": statistics.median(v), "samples": v}
