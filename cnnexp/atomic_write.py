@@ -4,7 +4,8 @@
 so the rename is atomic); on success it flushes, fsyncs, gives the file the permissions of any other new file
 (`0o666 & ~umask`, not mkstemp's 0600), `os.replace`s it over `path` and fsyncs the folder. On any error the
 temporary file is removed and `path` keeps its old content. Every writer of run files uses it: checkpoints
-(`atomic_torch_save`), `config_resolved.yaml`, `run.json`.
+(`atomic_torch_save`), `config_resolved.yaml`, `run.json`, and the caches (the image cache, the plan cache, the
+compiled kernels through `atomic_output`, whose temporary path a compiler writes itself).
 """
 
 from __future__ import annotations
@@ -27,22 +28,31 @@ def new_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """Write `path` atomically: `with atomic_write(p) as f: f.write(b"...")` (see the module docstring)."""
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that creates the file itself (a compiler's `-o`, ...): when the
+    block ends without an error it becomes `path` atomically (the rules of the module docstring); on an error it is
+    removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """Write `path` atomically: `with atomic_write(p) as f: f.write(b"...")` (see the module docstring)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from cnnexp.atomic_write import atomic_output
+
 NATIVE = Path(__file__).with_name("native")
 SOURCES = tuple(sorted(NATIVE.glob("*.cpp")))
 HEADERS = tuple(sorted(NATIVE.glob("*.h")))  # part of the cache key, not compiled on their own
@@ -54,6 +56,10 @@ _local = threading.local()  # `disabled()` state, per thread
 
 class KernelBuildError(RuntimeError):
     """The C++ kernel could not be compiled or loaded."""
+
+
+class _CompileFailed(Exception):
+    """One flag set did not compile (the next one is tried)."""
 
 
 def _cpu_signature() -> str:
@@ -102,15 +108,15 @@ def build(sources: tuple[Path, ...] = SOURCES, name: str = "cnnexp_kernels") -> 
         target = _cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
         if target.exists():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        cmd = [cxx, *flags, "-std=c++17", "-shared", "-fPIC", *map(str, sources), "-o", str(tmp)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode == 0:
-            os.replace(tmp, target)
+        try:
+            with atomic_output(target) as tmp:
+                cmd = [cxx, *flags, "-std=c++17", "-shared", "-fPIC", *map(str, sources), "-o", str(tmp)]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise _CompileFailed(f"{' '.join(cmd)}: {done.stderr.strip()[-500:]}")
             return target
-        tmp.unlink(missing_ok=True)
-        errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-500:]}")
+        except _CompileFailed as failed:
+            errors.append(str(failed))
     raise KernelBuildError("compiling cnnexp's C++ kernels failed:\n" + "\n".join(errors))
 
 

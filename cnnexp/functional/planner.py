@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -142,12 +141,11 @@ class Planner:
     def _save(self) -> None:
         if self.mode == "off" or self._plans is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".plans-", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump({"signature": self.signature, "plans": self._plans}, f, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)  # atomic: parallel jobs never read a half-written file
+        from cnnexp.atomic_write import atomic_write_text
+
+        try:  # atomic: parallel jobs never read a half-written file
+            atomic_write_text(self.path, json.dumps({"signature": self.signature, "plans": self._plans}, indent=1,
+                                                    sort_keys=True))
         except OSError as error:
             warnings.warn(f"cnnexp: could not write the plan cache {self.path} ({error}); plans are kept for "
                           f"this process only. Fix: set {CACHE_ENV} to a writable file.", RuntimeWarning,
