@@ -338,8 +338,8 @@ def test_optuna_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     cnnexp(
         tmp_path, "+hparams_search=digits_optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=3",
         f"hydra.sweeper.storage={storage}", "model.net.layers.1.kernel_size=choice(3,20)",
-        "model.net.layers.1.padding=valid", *FAST, f"hydra.sweep.dir={tmp_path}/multirun/failing",
-    )  # a 20x20 'valid' kernel does not fit an 8x8 digit: ShapeError, the job returns NaN
+        "model.net.layers.1.padding=valid", "data.image_size=null", *FAST, f"hydra.sweep.dir={tmp_path}/multirun/failing",
+    )  # a 20x20 'valid' kernel does not fit an 8x8 digit (not upsampled): ShapeError, the job returns NaN
     trials = optuna_trials(storage)
     assert len(trials) == 3
     states = {t.number: (t.params["model.net.layers.1.kernel_size"], t.state) for t in trials}
