@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--ablate", action="store_true",
                         help="also run without the pictures, interleaved A B B A ... (on a loaded machine the wall "
                              "times of two runs differ by more than the pictures cost: trust the in-run timer)")
-    parser.add_argument("--out", default="bench_default.json", help="where to write the JSON")
+    parser.add_argument("--out", default="bench-results/bench_default.json", help="where to write the JSON")
     args, overrides = parser.parse_known_args()
     configs = {"default": overrides}
     if args.ablate:
@@ -139,6 +139,7 @@ def main() -> None:
     if args.ablate:
         saved = default["wall"] - summary["no pictures"]["median"]["wall"]
         print(f"without pictures: {saved:+.2f} s wall ({saved / default['wall']:.1%}), side by side")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({
         "cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_before, "load_after": load_after,
         "overrides": overrides, "runs": args.runs, "results": summary,
