@@ -28,16 +28,13 @@ def new_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside `path` for a writer that creates the file itself (a compiler's `-o`, ...): when the
-    block ends without an error it becomes `path` atomically (the rules of the module docstring); on an error it is
-    removed and `path` is untouched."""
-    path = Path(path)
+def _replacing(path: Path) -> Iterator[tuple[int, Path]]:
+    """`(fd, tmp)`: a new temporary file beside `path`, open; renamed over `path` when the block ends without an
+    error (after the caller wrote and closed it), else removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        yield Path(tmp)
+        yield fd, Path(tmp)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
@@ -47,9 +44,19 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that creates the file itself (a compiler's `-o`, ...): when the
+    block ends without an error it becomes `path` atomically (the rules of the module docstring); on an error it is
+    removed and `path` is untouched."""
+    with _replacing(Path(path)) as (fd, tmp):
+        os.close(fd)
+        yield tmp
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """Write `path` atomically: `with atomic_write(p) as f: f.write(b"...")` (see the module docstring)."""
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+    with _replacing(Path(path)) as (fd, _), os.fdopen(fd, "wb") as f:
         yield f
         f.flush()
         os.fsync(f.fileno())
