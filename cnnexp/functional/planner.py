@@ -30,7 +30,7 @@ from typing import Any
 MODE_ENV = "CNNEXP_PLAN"
 CACHE_ENV = "CNNEXP_PLAN_CACHE"
 MODES = ("measure", "estimate", "off")
-BUDGET_S = 1.0  # wall time one decision may spend timing its candidates (warm-up included)
+BUDGET_S = 0.4  # wall time one decision may spend timing its candidates (warm-up included; one timed round at least)
 REPEATS = 3  # timed runs per candidate, interleaved, when the budget allows
 
 
