@@ -71,9 +71,10 @@ def test_logs_every_metric_and_top5_only_above_five_classes(tmp_path, num_classe
         assert key in logged
     assert ("train/acc_top5" in logged) == top5 and ("val/acc_top5" in logged) == top5
     assert float(trainer.callback_metrics["val/acc_best"]) == pytest.approx(max(recorder.val_acc))
+    val_acc = float(trainer.callback_metrics["val/acc"])  # the last epoch's, with the weights test will use
     test = trainer.test(module, val, verbose=False)[0]
     assert set(test) == {"test/loss", "test/acc"} | ({"test/acc_top5"} if top5 else set())
-    assert 0.0 <= test["test/acc"] <= 1.0
+    assert test["test/acc"] == pytest.approx(val_acc)  # the same weights on the same loader
 
 
 def test_learns_and_best_is_a_running_max(tmp_path):
