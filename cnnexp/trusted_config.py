@@ -7,7 +7,7 @@ checked first (`check_targets`), and only these may be built:
 
 - cnnexp's own classes in `cnnexp.layers`, `.models`, `.lit`, `.data` and `.sweepers` that are layers,
   networks, Lightning modules, data modules, callbacks, loggers or checkpoint IO (`ALLOWED_CNNEXP_BASES`), and
-  the augmentation factory and batch transform in `ALLOWED_FUNCTIONS`;
+  the augmentation factory and batch transform in `ALLOWED_CALLABLES`;
 - torch.optim optimizers and torch.optim.lr_scheduler schedulers;
 - the Lightning trainer, strategy, callbacks and loggers that cnnexp's configs use (`ALLOWED_LIGHTNING`).
 
@@ -24,7 +24,7 @@ from typing import Any
 from cnnexp.errors import ConfigError
 
 CNNEXP_PACKAGES = ("cnnexp.layers.", "cnnexp.models.", "cnnexp.lit.", "cnnexp.data.", "cnnexp.sweepers.")
-ALLOWED_FUNCTIONS = frozenset({"cnnexp.data.augment.keras_augment",  # augmentation factories and transforms
+ALLOWED_CALLABLES = frozenset({"cnnexp.data.augment.keras_augment",  # an augmentation factory and a transform class
                                "cnnexp.data.batch_augment.BatchRandomAffine"})
 TORCH_OPTIM_PACKAGES = ("torch.optim.",)
 ALLOWED_LIGHTNING = frozenset({
@@ -69,7 +69,7 @@ def is_allowed(target: Any) -> bool:
 
     if not isinstance(target, str):
         return False
-    if target in ALLOWED_LIGHTNING or target in ALLOWED_FUNCTIONS:
+    if target in ALLOWED_LIGHTNING or target in ALLOWED_CALLABLES:
         return True
     if target.startswith(CNNEXP_PACKAGES):
         try:
