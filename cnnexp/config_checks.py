@@ -90,6 +90,7 @@ POS_INT, POS_NUM = "a positive integer", "a number > 0"
 RULES: tuple[Rule, ...] = (
     Rule("seed", optional(seed), "an integer in [0, 2**32 - 1] (or null for a random seed)", "42"),
     Rule("data.seed", optional(seed), "an integer in [0, 2**32 - 1] (or null: the run's seed)", "42"),
+    Rule("retain_cpu_memory", lambda v: isinstance(v, bool), "true or false", "true"),
     Rule("data.batch_size", positive_int, POS_INT, "32"),
     Rule("data.num_workers", nonneg_int, "an integer >= 0", "0"),
     Rule("data.val_fraction", open_fraction, "a number strictly between 0 and 1", "0.15"),

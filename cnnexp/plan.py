@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from cnnexp.cpu_memory import retain_freed_memory
+
 USAGE = __doc__
 
 
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = compose(args)
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
+    if cfg.get("retain_cpu_memory", True):  # plan under the allocator the training run will use
+        retain_freed_memory()
     net, shape = build_net(cfg)
     step = training_step(net.train(), shape, int(cfg.model.net.num_classes))
     cpu = planner.machine_signature()["cpu"]

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnexp import provenance
 from cnnexp.checkpoints import resolve_ckpt_path, resume_errors
 from cnnexp.conf.sources import check_targets_import
+from cnnexp.cpu_memory import retain_freed_memory
 from cnnexp.config_checks import check_arguments, check_config
 from cnnexp.errors import ConfigError
 from cnnexp.run_folders import RESOLVED_CONFIG
@@ -216,6 +217,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         seed = L.seed_everything(cfg.seed, workers=True)
         if cfg.get("torch_threads"):
             torch.set_num_threads(int(cfg.torch_threads))
+        if cfg.get("retain_cpu_memory", True):
+            retain_freed_memory()
         output_dir = cfg.paths.output_dir
         if rank_zero_only.rank == 0:  # under DDP every process runs train(); one writes the files
             info = provenance.collect(cfg, seed)

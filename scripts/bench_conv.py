@@ -45,6 +45,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d, native_kernels, planner  # noqa: E402
+from cnnexp.cpu_memory import retain_freed_memory  # noqa: E402
 from cnnexp.provenance import cpu_model  # noqa: E402
 
 CHANNELS = (16, 32, 64)
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="torch intra-op threads (default: torch's default, one per core)")
     p.add_argument("--out", default="bench-results/bench_conv.json")
     p.add_argument("--sections", default="layer,train,memory", help="comma list of layer, train, memory")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="keep glibc's defaults (default: retain freed memory, as `python -m cnnexp` does)")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--shape", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -306,9 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.memory_worker:
+    if args.memory_worker:  # glibc's defaults: the peak above the first step is then the step's own memory
         memory_worker(args.memory_worker, tuple(json.loads(args.shape)), device)
         return
+    retained = not args.system_malloc and retain_freed_memory()
     shapes = QUICK_SHAPES if args.quick else SHAPES
     repeats = args.repeats or (3 if args.quick else 9)
     impls = list(IMPLS)
@@ -321,13 +325,14 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" in sections:
         rows += bench_memory(shapes, impls, device)
     custom_path = custom_conv_path(device)
-    print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, "
+    print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, freed memory "
+          f"{'retained' if retained else 'returned (glibc defaults)'}, "
           f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"custom = {custom_path}, planned per layer (CNNEXP_PLAN={planner.current().mode}); custom_builtin = the "
           f"built-in choices; custom_gemm = the im2col + GEMM path, forced")
     print(ratio_table(rows))
     cpu = cpu_model()
-    meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(),
+    meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(), "retain_freed_memory": retained,
             "openmp_env": OMP_ENV, "torch": torch.__version__,
             "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:],
             "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "custom_path": custom_path}

@@ -26,6 +26,7 @@ BAD = [
     ("+trainer.limit_train_batches=1.5", "trainer.limit_train_batches=1.5"),
     ("seed=abc", "seed='abc'"),
     ("seed=1.5", "seed=1.5"),
+    ("retain_cpu_memory=maybe", "retain_cpu_memory='maybe'"),
     ("model.conv_impl=fast", "model.conv_impl='fast'"),
     ("model.init=xavier", "model.init='xavier'"),
     ("model.dropout=1.5", "model.dropout=1.5"),
@@ -44,6 +45,7 @@ GOOD = [
     ("model=tiny_cnn", "model.conv_impl=torch", "model.init=torch"),
     ("model.net.layers.1.kernel_size=[3,5]", "model.net.layers.1.padding=1"),
     ("debug=fast_dev_run",),
+    ("retain_cpu_memory=false",),
 ]
 
 
