@@ -58,8 +58,19 @@ static void pool_forward_image(const float* x, float* y, const PoolGeom& g) {
         }
 }
 
+// Windows that never overlap (stride >= kernel, the lecture's 2x2 pools) write each tap once: a store, not an
+// add. The zero fill is then needed only where no window reaches (padding, or the last rows / columns 'valid'
+// drops), so a pool that tiles the image exactly touches gx once.
+static bool disjoint(const PoolGeom& g) { return g.sh >= g.kh && g.sw >= g.kw; }
+
+static bool tiles_image(const PoolGeom& g) {
+    return disjoint(g) && g.sh == g.kh && g.sw == g.kw && g.top == 0 && g.left == 0 && g.Ho * g.kh == g.H &&
+           g.Wo * g.kw == g.W;
+}
+
+template <bool Disjoint>
 static void pool_backward_image(const float* x, const float* y, const float* gy, float* gx, const PoolGeom& g) {
-    std::memset(gx, 0, sizeof(float) * g.H * g.W * g.C);
+    if (!(Disjoint && tiles_image(g))) std::memset(gx, 0, sizeof(float) * g.H * g.W * g.C);
     for (int64_t yo = 0; yo < g.Ho; ++yo)
         for (int64_t xo = 0; xo < g.Wo; ++xo) {
             int64_t y0, i0, i1, x0, j0, j1;
@@ -75,19 +86,20 @@ static void pool_backward_image(const float* x, const float* y, const float* gy,
                         const vf v = load(x + q);
                         const vi hit = ((v == m) | (v != v)) & ~done;
                         done |= hit;
-                        store(gx + q, load(gx + q) + (hit ? grad : vf{}));
+                        const vf add = hit ? grad : vf{};
+                        store(gx + q, Disjoint ? add : load(gx + q) + add);
                     }
             }
             for (; c < g.C; ++c) {
                 const float m = y[o + c];
                 bool done = false;
-                for (int64_t i = i0; i < i1 && !done; ++i)
-                    for (int64_t j = j0; j < j1 && !done; ++j) {
+                for (int64_t i = i0; i < i1; ++i)
+                    for (int64_t j = j0; j < j1; ++j) {
                         const int64_t q = ((y0 + i) * g.W + x0 + j) * g.C + c;
-                        if (x[q] == m || x[q] != x[q]) {
-                            gx[q] += gy[o + c];
-                            done = true;
-                        }
+                        const bool hit = !done && (x[q] == m || x[q] != x[q]);
+                        done |= hit;
+                        const float add = hit ? gy[o + c] : 0.0f;
+                        gx[q] = Disjoint ? add : gx[q] + add;
                     }
             }
         }
@@ -108,9 +120,10 @@ void cnnexp_max_pool_backward(const float* x, const float* y, const float* gy, f
                               int64_t W, int64_t C, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int64_t sh,
                               int64_t sw, int64_t top, int64_t left, int threads) {
     const PoolGeom g{H, W, C, Ho, Wo, kh, kw, sh, sw, top, left};
+    const auto image = disjoint(g) ? pool_backward_image<true> : pool_backward_image<false>;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t n = 0; n < N; ++n)
-        pool_backward_image(x + n * H * W * C, y + n * Ho * Wo * C, gy + n * Ho * Wo * C, gx + n * H * W * C, g);
+        image(x + n * H * W * C, y + n * Ho * Wo * C, gy + n * Ho * Wo * C, gx + n * H * W * C, g);
 }
 
 }  // extern "C"
