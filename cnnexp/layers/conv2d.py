@@ -91,7 +91,11 @@ class Conv2D(Layer):
         self.register_parameter("bias", nn.Parameter(torch.empty(self.filters)) if self.use_bias else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C_in, H, W) -> (N, filters, H_out, W_out)."""
+        """(N, C_in, H, W) -> (N, filters, H_out, W_out): the activation of `convolve(x)`."""
+        return activations.get(self.activation)(self.convolve(x))
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution plus bias, before the activation: (N, C_in, H, W) -> (N, filters, H_out, W_out)."""
         self.check_built()
         conv = cf.get_conv2d(self._conv_impl)
         padding = self.padding
@@ -104,8 +108,7 @@ class Conv2D(Layer):
                 raise ConfigError(f"layer {self.label}: groups={self.groups} needs conv_impl='custom', got "
                                   f"{self._conv_impl!r}")
             kwargs["groups"] = self.groups
-        y = conv(x, self.weight, self.bias, **kwargs)
-        return activations.get(self.activation)(y)
+        return conv(x, self.weight, self.bias, **kwargs)
 
     def extra_repr(self) -> str:
         c_in = self.input_shape[0] if self.input_shape else "?"

@@ -13,6 +13,7 @@ from cnnexp.errors import ConfigError, ShapeError
 from cnnexp.layers import Conv2D, Dense, Layer
 from cnnexp.layers.checks import choice, positive_int
 from cnnexp.layers.init import check_init
+from cnnexp.models.fusion import run_layers
 
 
 def _as_layer(item: object, index: int) -> Layer:
@@ -143,9 +144,7 @@ class KerasSequential(nn.Module):
         if tuple(x.shape[1:]) != self.input_shape:
             raise ShapeError(f"KerasSequential was built for input (N, {', '.join(map(str, self.input_shape))}) "
                              f"but got {tuple(x.shape)}; resize the data or rebuild with that input_shape")
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        return run_layers(self.layers, x)  # ReLU after the pool where it changes nothing but the cost
 
     def extra_repr(self) -> str:
         return (f"input_shape={self.input_shape}, num_classes={self.num_classes}, conv_impl={self._conv_impl!r}, "
