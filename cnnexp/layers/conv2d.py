@@ -92,10 +92,18 @@ class Conv2D(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, filters, H_out, W_out): the activation of `convolve(x)`."""
-        return activations.get(self.activation)(self.convolve(x))
+        return self.activate(self.convolve(x))
 
-    def convolve(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolution plus bias, before the activation: (N, C_in, H, W) -> (N, filters, H_out, W_out)."""
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """The layer's activation function applied to `y` (any shape)."""
+        return activations.get(self.activation)(y)
+
+    def convolve(self, x: torch.Tensor, input_scale: float = 1.0) -> torch.Tensor:
+        """The convolution plus bias, before the activation: (N, C_in, H, W) -> (N, filters, H_out, W_out).
+
+        `input_scale` s gives the convolution of `s * x` as the convolution of x with s * weight (a Rescaling
+        folded into the layer: the image tensor is never rescaled; every padding mode pads s * x as s times x's
+        padding)."""
         self.check_built()
         conv = cf.get_conv2d(self._conv_impl)
         padding = self.padding
@@ -108,7 +116,8 @@ class Conv2D(Layer):
                 raise ConfigError(f"layer {self.label}: groups={self.groups} needs conv_impl='custom', got "
                                   f"{self._conv_impl!r}")
             kwargs["groups"] = self.groups
-        return conv(x, self.weight, self.bias, **kwargs)
+        weight = self.weight if input_scale == 1.0 else self.weight * input_scale
+        return conv(x, weight, self.bias, **kwargs)
 
     def extra_repr(self) -> str:
         c_in = self.input_shape[0] if self.input_shape else "?"

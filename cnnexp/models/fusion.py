@@ -1,14 +1,18 @@
-"""ReLU after the pool: the one rewrite KerasSequential makes of its layer list, for speed only.
+"""Two rewrites KerasSequential makes of its layer list when it runs, for speed only.
 
-ReLU is non-decreasing, so `relu(max(window)) == max(relu(window))`: a `Conv2D(activation="relu")` followed by a
-`MaxPool2D` gives the same output when it runs as convolve -> pool -> ReLU, and the ReLU (forward and backward)
-then touches a quarter of the elements behind a 2x2 pool. The gradient is the same too: where the window's
-maximum is positive, both orders send the upstream gradient to the same first arg-max (the ReLU changes no
-positive value, and every other tap is smaller or tied later); where it is <= 0, ReLU's gradient is 0 in both.
-TensorFlow's graph optimiser makes the same kind of rewrite.
+ReLU after the pool. ReLU is non-decreasing, so `relu(max(window)) == max(relu(window))`: a
+`Conv2D(activation="relu")` followed by a `MaxPool2D` gives the same output when it runs as convolve -> pool ->
+ReLU, and the ReLU (forward and backward) then touches a quarter of the elements behind a 2x2 pool. The gradient
+is the same too: where the window's maximum is positive, both orders send the upstream gradient to the same first
+arg-max (the ReLU changes no positive value, and every other tap is smaller or tied later); where it is <= 0,
+ReLU's gradient is 0 in both.
 
-The pair runs one layer at a time whenever either layer has hooks (the feature-map pictures hook Conv2D
-outputs, and a hook must see the layer's own output), so nothing observable changes.
+Rescaling folded into the next Conv2D. `conv(s * x, W) == conv(x, s * W)`: a `Rescaling(scale=s)` (offset 0)
+right before a Conv2D scales the small weight tensor instead of the image batch (equal up to float rounding).
+TensorFlow's graph optimiser makes the same kinds of rewrite.
+
+A layer with hooks always runs as itself (the feature-map pictures hook Conv2D outputs, and a hook must see the
+layer's own output), so nothing observable changes.
 """
 
 from __future__ import annotations
@@ -19,16 +23,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as nn_module
 
-from cnnexp.layers import Conv2D, Layer, MaxPool2D
-
-
-def pool_first(layers: Sequence[Layer], i: int) -> bool:
-    """Whether layers[i], layers[i + 1] are a ReLU Conv2D and a MaxPool2D that may run as convolve, pool, ReLU."""
-    if i + 1 >= len(layers):
-        return False
-    conv, pool = layers[i], layers[i + 1]
-    return (isinstance(conv, Conv2D) and conv.activation == "relu" and isinstance(pool, MaxPool2D)
-            and not hooked(conv) and not hooked(pool))
+from cnnexp.layers import Conv2D, Layer, MaxPool2D, Rescaling
 
 
 def hooked(layer: nn.Module) -> bool:
@@ -39,16 +34,36 @@ def hooked(layer: nn.Module) -> bool:
                 or nn_module._global_backward_pre_hooks)
 
 
+def _is(layers: Sequence[Layer], i: int, kind: type) -> bool:
+    return i < len(layers) and isinstance(layers[i], kind) and not hooked(layers[i])
+
+
+def pool_first(layers: Sequence[Layer], i: int) -> bool:
+    """Whether layers[i], layers[i + 1] are a ReLU Conv2D and a MaxPool2D that may run as convolve, pool, ReLU."""
+    return _is(layers, i, Conv2D) and layers[i].activation == "relu" and _is(layers, i + 1, MaxPool2D)
+
+
+def scale_folds(layers: Sequence[Layer], i: int) -> bool:
+    """Whether layers[i] is a Rescaling without offset that the Conv2D at i + 1 may take into its weights."""
+    return _is(layers, i, Rescaling) and layers[i].offset == 0 and _is(layers, i + 1, Conv2D)
+
+
 def run_layers(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
-    """`x` through `layers` in order, each ReLU Conv2D + MaxPool2D pair as convolve -> pool -> ReLU.
+    """`x` through `layers` in order, with the two rewrites above where they apply.
 
     Shape: (N, C, H, W) -> the last layer's output.
     """
     i = 0
     while i < len(layers):
+        scale = 1.0
+        if scale_folds(layers, i):
+            scale, i = layers[i].scale, i + 1
         if pool_first(layers, i):
-            x = torch.relu(layers[i + 1](layers[i].convolve(x)))
+            x = torch.relu(layers[i + 1](layers[i].convolve(x, scale)))
             i += 2
+        elif scale != 1.0:
+            x = layers[i].activate(layers[i].convolve(x, scale))
+            i += 1
         else:
             x = layers[i](x)
             i += 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnexp.layers import Conv2D, Dense, Flatten, MaxPool2D
+from cnnexp.layers import Conv2D, Dense, Flatten, MaxPool2D, Rescaling
 from cnnexp.models import KerasSequential
-from cnnexp.models.fusion import pool_first
+from cnnexp.models.fusion import pool_first, scale_folds
 
 
 def lecture_net(conv_impl: str, activation: str = "relu", padding: str = "valid") -> KerasSequential:
@@ -57,3 +57,28 @@ def test_only_relu_conv_then_max_pool_pairs_and_hooks_see_the_layers_output():
     assert not pool_first(net.layers, 0)
     net(torch.randn(2, 3, 11, 11))
     assert seen[0].min() >= 0  # the hook saw the Conv2D's activated output, not the pre-ReLU map
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
+def test_rescaling_folds_into_the_next_conv(padding_mode, monkeypatch):
+    """Rescaling(1/255) before a Conv2D scales the weights instead of the images: same outputs and gradients
+    (float rounding), Rescaling.forward never runs; with an offset it runs as itself."""
+    torch.manual_seed(0)
+    layers = [Rescaling(1 / 255), Conv2D(8, 3, padding="same", activation="relu", padding_mode=padding_mode),
+              MaxPool2D(), Conv2D(4, 3, activation="tanh"), Flatten(), Dense(None)]
+    net = KerasSequential(layers, (3, 10, 10), 3)
+    x = torch.randint(0, 256, (2, 3, 10, 10)).float()
+    handle = net.layers[0].register_forward_hook(lambda *args: None)
+    reference = outputs_and_grads(net, x)
+    handle.remove()
+    calls = []
+    monkeypatch.setattr(Rescaling, "forward", lambda self, x, _f=Rescaling.forward: calls.append(1) or _f(self, x))
+    assert scale_folds(net.layers, 0) and not scale_folds(net.layers, 1)
+    folded = outputs_and_grads(net, x)
+    assert calls == []
+    for got, want in zip([folded[0], folded[1], *folded[2]], [reference[0], reference[1], *reference[2]]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    net.layers[0].offset = -1.0
+    assert not scale_folds(net.layers, 0)
+    net(x)
+    assert calls == [1]
