@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     import torch
 
-    from cnnexp.functional import native_kernels, planner
+    from cnnexp.functional import kernels, planner
 
     cfg = compose(args)
     if cfg.get("torch_threads"):
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     step = training_step(net.train(), shape, int(cfg.model.net.num_classes))
     cpu = planner.machine_signature()["cpu"]
     print(f"planning {type(net).__name__} for a batch {tuple(shape)} on {cpu}, {torch.get_num_threads()} "
-          f"thread(s); kernels: {native_kernels.build_id()}")
+          f"thread(s); kernels: {kernels.build_id()}")
     built_in = planner.Planner(planner.default_cache_path(), {}, mode="estimate")
     measuring = planner.current()
     if measuring.mode != "measure":

@@ -44,7 +44,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, max_pool2d, native_kernels, planner  # noqa: E402
+from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, kernels, max_pool2d, planner  # noqa: E402
 from cnnexp.cpu_memory import retain_freed_memory  # noqa: E402
 from cnnexp.provenance import cpu_model  # noqa: E402
 
@@ -57,7 +57,7 @@ QUICK_SHAPES = {"90x90 b8": (8, 3, 90, 90), "32x32 b16": (16, 3, 32, 32)}
 def conv2d_gemm_path(*args, **kwargs):
     """cnnexp's conv2d with the compiled kernel off: the blocked im2col + GEMM path (CUDA's path, and the
     CPU fallback), for a side-by-side comparison in the same run."""
-    with native_kernels.disabled():
+    with kernels.disabled():
         return conv2d(*args, **kwargs)
 
 
@@ -286,8 +286,8 @@ def ratio_table(rows: list[dict]) -> str:
 def custom_conv_path(device: torch.device) -> str:
     """Which path `custom` took: the numbers mean something else when the kernel could not be built."""
     probe = torch.ones(1, 1, 3, 3, device=device)
-    if native_kernels.usable(probe, probe):
-        return f"compiled direct kernel ({native_kernels.vec_width()}-float vectors)"
+    if kernels.usable(probe, probe):
+        return f"compiled direct kernel ({kernels.vec_width()}-float vectors)"
     return "im2col + GEMM (compiled kernel not used on this device or not built)"
 
 

@@ -123,7 +123,7 @@ def test_gpu_trainer(make_cfg, data_root, conv_impl, precision):
 
 def test_bf16_mixed_precision_on_the_cpu(make_cfg):
     """The lecture CNN with the custom conv trains under bf16-mixed autocast on the CPU (the CUDA-path dtype rule
-    is pinned in tests/functional/test_autocast.py)."""
+    is pinned in tests/functional/test_geometry.py)."""
     metrics = train(make_cfg(*FAST[1:], "trainer.max_epochs=1", "trainer.precision=bf16-mixed", "logger=csv",
                              "+trainer.limit_train_batches=8", "+trainer.limit_val_batches=2", "test=false"))
     assert math.isfinite(metrics["train/loss"])

@@ -16,7 +16,7 @@ Backward, with g = dL/dy as `(N*H_out*W_out, C_out)`:
 
 Three implementations of these formulas, picked per call inside the ops: stride 1 on CPU float32 runs the
 compiled register-tiled kernel straight from the padded grid, with no cols matrix at all (`grid_direct`,
-`direct_conv`); stride 1 elsewhere (CUDA, float64, no C++ compiler) builds cols block by block on the
+`kernels.direct_conv`); stride 1 elsewhere (CUDA, float64, no C++ compiler) builds cols block by block on the
 same grid and multiplies (`grid_gemm`); other strides and tiny maps use the whole-batch im2col above
 (`im2col`). Each op picks its own path, so a gradient never depends on how the forward ran.
 
@@ -41,13 +41,10 @@ from typing import Any
 
 import torch
 
-from . import direct_conv, grid_direct, grid_gemm, im2col, native_kernels, planner
-from .autocast import autocast_operands
-from .im2col import empty_channels_last
-from .geometry import WindowGeometry, check_same_dtype, conv_geometry, op_geometry
+from . import grid_direct, grid_gemm, im2col, kernels, planner
+from .geometry import IntPair, Padding, WindowGeometry, autocast_operands, check_same_dtype, conv_geometry, op_geometry
 from .grouped_conv2d import conv2d_grouped
-from .padding import Padding
-from .types import IntPair
+from .im2col import empty_channels_last
 
 GRID_MAX_OVERHEAD = 2.0  # use the padded-grid path while its dropped margin outputs are at most 100 % extra
 
@@ -86,9 +83,9 @@ def _candidates(direction: str, geom: WindowGeometry, native: bool,
         found["grid_gemm"] = (grid_gemm, {})
         if native:
             found["direct"] = (grid_direct, {})
-            vecs = native_kernels.padded_channels(out_channels) // native_kernels.vec_width()
+            vecs = kernels.padded_channels(out_channels) // kernels.vec_width()
             rows_of_three = geom.kernel[1] % 3 == 0 and geom.dilation[1] == 1
-            for i, (r, v, kw) in enumerate(direct_conv.tiles(_TILE_TABLE[direction])):
+            for i, (r, v, kw) in enumerate(kernels.direct_tiles(_TILE_TABLE[direction])):
                 if vecs % v == 0 and (kw == 1 or rows_of_three):
                     found[f"direct:{r}x{v}x{kw}"] = (grid_direct, {"tile": i})
     return found
@@ -103,7 +100,7 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
     if planner.current().mode != "measure":
         return run(default)
     found = _candidates(direction, geom, native, out_channels)
-    # the candidate set is part of the key: with the kernels off (`native_kernels.disabled()`) fewer paths compete
+    # the candidate set is part of the key: with the kernels off (`kernels.disabled()`) fewer paths compete
     key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype} native={native}"
     return planner.run(f"conv2d.{direction}", key,
                        {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},

@@ -1,7 +1,7 @@
 """Stride-1 convolution on the flattened padded grid with the compiled direct kernel (CPU, float32).
 
 The same grid as `grid_gemm` (shared zero padding between rows and images, see `grid_gemm.grid_dims`),
-the same three formulas, but each is one call of `direct_conv`'s register-tiled kernel instead of a
+the same three formulas, but each is one call of the register-tiled kernel `kernels.direct_conv` instead of a
 blocked im2col and a GEMM, and outputs and gradients are dense channels-last tensors (no margin):
 
     y[n, y, x]  = sum_t buf[p + off_t] @ W_t + bias       # p = (n*Hs + y)*Ws + x; W_t (C_in, C_out) of tap t
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from . import direct_conv, native_kernels
+from . import kernels
 from .geometry import WindowGeometry
 from .grid_gemm import grad_grid, grid_dims, grid_input, tap_offsets, tap_span
 from .im2col import empty_channels_last, nhwc_view
@@ -23,12 +23,12 @@ from .im2col import empty_channels_last, nhwc_view
 
 def usable(*operands: torch.Tensor) -> bool:
     """True when the compiled kernel can run this conv: x, weight (and bias) CPU float32, kernel built."""
-    return native_kernels.usable(*operands)
+    return kernels.usable(*operands)
 
 
 def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
             tile: int = -1) -> torch.Tensor:
-    """Stride-1 conv2d (`tile`: the kernel's register-tile variant, `direct_conv.tiles("conv")`; -1 built-in).
+    """Stride-1 conv2d (`tile`: the kernel's register-tile variant, `kernels.direct_tiles("conv")`; -1 built-in).
 
     Shape:
         x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_out, H_out, W_out)`, dense channels_last.
@@ -36,8 +36,8 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g:
     n, c_out = x.shape[0], weight.shape[0]
     hs, ws, _ = grid_dims(g)
     y = empty_channels_last(x, (n, c_out, *g.out_hw))
-    direct_conv.conv(grid_input(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), direct_conv.tap_weights(weight),
-                     c_out, bias, out=nhwc_view(y), tile=tile)
+    kernels.direct_conv(grid_input(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
+                        c_out, bias, out=nhwc_view(y), tile=tile)
     return y
 
 
@@ -62,18 +62,18 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, in
     """
     n, c_in = grad_out.shape[0], weight.shape[1]
     hs, ws, off = grid_dims(g)
-    c_pad = native_kernels.padded_channels(weight.shape[0])
+    c_pad = kernels.padded_channels(weight.shape[0])
     gbuf = grad_grid(grad_out, (hs, ws), off, tap_span(g, ws), channels=c_pad)  # (span + rows + off, C_out')
-    w_flip = direct_conv.tap_weights(weight.flip(2, 3).transpose(0, 1), c_in_rows=c_pad)  # (T, C_out', C_in')
+    w_flip = kernels.tap_weights(weight.flip(2, 3).transpose(0, 1), c_in_rows=c_pad)  # (T, C_out', C_in')
     grad_x = empty_channels_last(grad_out, (n, c_in, *x_hw))
-    direct_conv.conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x),
-                     tile=tile)
+    kernels.direct_conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x),
+                        tile=tile)
     return grad_x
 
 
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile: int = -1) -> torch.Tensor:
     """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (rebuilt here from x); `tile`: a
-    variant of `direct_conv.tiles("weight_grad")`, -1 built-in.
+    variant of `kernels.direct_tiles("weight_grad")`, -1 built-in.
 
     Shape:
         x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
@@ -81,7 +81,7 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile
     n, c_in = x.shape[:2]
     c_out, (kh, kw) = grad_out.shape[1], g.kernel
     hs, ws, _ = grid_dims(g)
-    dense = _dense_grad(grad_out, native_kernels.padded_channels(c_out))  # (N, H_out, W_out, C_out')
-    dw = direct_conv.weight_grad(grid_input(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
-                                 tile=tile)  # (kH*kW, C_in, C_out')
+    dense = _dense_grad(grad_out, kernels.padded_channels(c_out))  # (N, H_out, W_out, C_out')
+    dw = kernels.direct_weight_grad(grid_input(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
+                                    tile=tile)  # (kH*kW, C_in, C_out')
     return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()

@@ -38,8 +38,7 @@ import math
 import torch
 
 from .geometry import WindowGeometry
-from .gemm import gemm
-from .im2col import channels_last_copy, nhwc_view, pad_nhwc
+from .im2col import channels_last_copy, gemm, nhwc_view, pad_nhwc
 
 BLOCK_FLOATS = 1 << 20  # im2col floats per block (4 MiB in float32)
 PLANAR_MAX_C_IN = 4  # up to this many input channels, use the planar layout (see the module docstring)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .pool_window import pad_plane
+from .pooling import pad_plane
 
 PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 

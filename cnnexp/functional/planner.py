@@ -202,9 +202,9 @@ def current() -> Planner:
     signature of this machine and of the loaded kernel build."""
     global _current
     if _current is None:
-        from . import native_kernels
+        from . import kernels
 
-        _current = Planner(default_cache_path(), machine_signature(native_kernels.build_id()),
+        _current = Planner(default_cache_path(), machine_signature(kernels.build_id()),
                            mode=os.environ.get(MODE_ENV, "measure").strip().lower() or "measure")
     return _current
 

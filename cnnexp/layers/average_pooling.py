@@ -1,10 +1,10 @@
-"""AveragePooling2D: Keras's average pooling on channels-first tensors, computed by cnnexp.functional.avg_pool2d."""
+"""AveragePooling2D: Keras's average pooling on channels-first tensors, computed by cnnexp.functional.pooling.avg_pool2d."""
 
 from __future__ import annotations
 
 import torch
 
-from cnnexp.functional.avg_pool2d import avg_pool2d
+from cnnexp.functional.pooling import avg_pool2d
 from cnnexp.layers.base import Layer, Shape
 from cnnexp.layers.checks import IntPair, padding_arg, positive_pair
 from cnnexp.layers.window import window_output_hw

@@ -12,8 +12,7 @@ from numbers import Real
 
 from cnnexp import rules
 from cnnexp.errors import ConfigError
-from cnnexp.functional import IntPair
-from cnnexp.functional.padding import Padding
+from cnnexp.functional.geometry import IntPair, Padding
 
 __all__ = ["IntPair", "Padding", "choice", "number", "padding_arg", "positive_int", "positive_pair"]
 

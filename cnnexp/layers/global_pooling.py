@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnexp.functional.global_pool import global_avg_pool2d, global_max_pool2d
+from cnnexp.functional.pooling import global_avg_pool2d, global_max_pool2d
 from cnnexp.layers.base import Layer, Shape
 
 

@@ -21,7 +21,7 @@ import json
 import torch
 
 from cnnexp import functional as cf
-from cnnexp.functional.avg_pool2d import avg_pool2d
+from cnnexp.functional.pooling import avg_pool2d
 from cnnexp.functional.batch_norm import batch_norm
 
 OPS = {

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import torch
 
-from .native_kernel import require_native_kernels
+from .kernels_built import require_kernels
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_conv.py"
 
 
 def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
-    require_native_kernels()
+    require_kernels()
     monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # else the script sets it in os.environ for good
     threads = torch.get_num_threads()
     spec = importlib.util.spec_from_file_location("bench_conv", SCRIPT)
@@ -34,7 +34,7 @@ def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
 
 
 def test_bench_scaling_smoke_gives_a_ratio_per_size_and_batch(tmp_path, capsys):
-    require_native_kernels()
+    require_kernels()
     script = SCRIPT.parent / "bench_scaling.py"
     spec = importlib.util.spec_from_file_location("bench_scaling", script)
     scaling = importlib.util.module_from_spec(spec)

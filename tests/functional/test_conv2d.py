@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from cnnexp.functional import CONV_IMPLS, conv2d, conv_output_size, get_conv2d, grid_direct, resolve_padding
-from cnnexp.functional.types import pair
+from cnnexp.functional.geometry import pair
 
 from .cases import CONV_CASES, ConvCase
-from .native_kernel import require_native_kernels
+from .kernels_built import require_kernels
 
 
 @pytest.fixture(params=["grid_direct", "grid_gemm", "im2col"])
@@ -27,7 +27,7 @@ def conv_path(request, monkeypatch):
     if request.param == "grid_gemm":
         monkeypatch.setattr(grid_direct, "usable", lambda *tensors: False)
     elif request.param == "grid_direct":
-        require_native_kernels()
+        require_kernels()
     return request.param
 
 

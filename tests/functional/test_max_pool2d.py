@@ -8,10 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnexp.functional import max_pool2d, native_kernels, pool_kernel, resolve_padding
-from cnnexp.functional.types import pair
+from cnnexp.functional import kernels, max_pool2d, pair, resolve_padding
 
-from .native_kernel import require_native_kernels
+from .kernels_built import require_kernels
 
 # (shape, kernel_size, stride, padding); stride None = kernel_size (Keras default)
 POOL_CASES = [
@@ -96,27 +95,27 @@ def test_bad_arguments(kwargs, match):
 def test_compiled_kernel_equals_the_tap_path(shape, kernel, stride, padding, ties, channels, monkeypatch):
     """CPU float32 channels_last runs native/max_pool.cpp: same values, same arg-max, same gradients (exactly)
     as the tap-by-tap path; 16 and 35 channels cover whole vectors and the remainder."""
-    require_native_kernels()
+    require_kernels()
     calls = []
-    monkeypatch.setattr(pool_kernel, "backward", lambda *a, _f=pool_kernel.backward: calls.append(1) or _f(*a))
+    monkeypatch.setattr(kernels, "max_pool_backward", lambda *a, _f=kernels.max_pool_backward: calls.append(1) or _f(*a))
     shape = (shape[0], channels, *shape[2:])
     x = inputs(shape, ties, channels_last=True).float().requires_grad_()
     x_taps = x.detach().clone().requires_grad_()
     y = max_pool2d(x, kernel, stride, padding)
-    with native_kernels.disabled():
+    with kernels.disabled():
         y_taps = max_pool2d(x_taps, kernel, stride, padding)
     assert y.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(y, y_taps, rtol=0, atol=0)
     upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
     (y * upstream).sum().backward()
-    with native_kernels.disabled():  # each op picks its path where it runs: the taps' backward too
+    with kernels.disabled():  # each op picks its path where it runs: the taps' backward too
         (y_taps * upstream).sum().backward()
     assert calls == [1]
     torch.testing.assert_close(x.grad, x_taps.grad, rtol=1e-6, atol=1e-6)  # overlapping windows: sum order
 
 
 def test_compiled_kernel_propagates_nan_and_skips_padding():
-    require_native_kernels()
+    require_kernels()
     x = torch.tensor([[1.0, float("nan"), 2.0], [-1.0, -2.0, -3.0], [-5.0, -6.0, -7.0]]).view(1, 1, 3, 3)
     y = max_pool2d(x, 2, padding="same")  # (2, 2): windows at the bottom/right are mostly -inf padding
     assert torch.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1] == 2.0 and y[0, 0, 1, 0] == -5.0 and y[0, 0, 1, 1] == -7.0

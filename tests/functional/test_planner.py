@@ -171,13 +171,13 @@ def test_planned_pool_times_kernel_and_taps_and_gives_torchs_result(measuring):
 def test_a_plan_made_with_the_kernels_off_is_not_reused_with_them_on(measuring):
     import torch
 
-    from cnnexp.functional import conv2d, native_kernels
+    from cnnexp.functional import conv2d, kernels
 
-    from .native_kernel import require_native_kernels
+    from .kernels_built import require_kernels
 
-    require_native_kernels()
+    require_kernels()
     x, w = torch.randn(1, 3, 8, 8), torch.randn(16, 3, 3, 3)
-    with native_kernels.disabled(), measuring.recording() as off:
+    with kernels.disabled(), measuring.recording() as off:
         conv2d(x, w, padding="same")
     with measuring.recording() as on:
         conv2d(x, w, padding="same")

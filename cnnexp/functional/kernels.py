@@ -1,10 +1,9 @@
-"""Build and load cnnexp's compiled CPU kernels (`native/*.cpp`), and say when they can run.
+"""cnnexp's compiled CPU kernels (`native/*.cpp`): build, load and switch them, and the ctypes binding of each.
 
 The kernels are plain C++ with no PyTorch headers (`native/grid_conv.cpp`: the direct convolution;
 `native/max_pool.cpp`: max pooling): the first use compiles them (about a second with g++) into one
-library in a cache folder and loads it with ctypes; tensors' memory is handed over by pointer
-(`direct_conv`, `pool_kernels`). Autograd only ever sees the Functions around them, whose backward
-formulas are written by hand.
+library in a cache folder and loads it with ctypes (`library`); tensors' memory is handed over by pointer.
+Autograd only ever sees the Functions around them, whose backward formulas are written by hand.
 
 When the kernels are not usable (not CPU float32, TorchScript tracing, no C++ compiler, a failed build or
 `CNNEXP_NATIVE_KERNELS=0`) the callers fall back to their pure-PyTorch paths, which compute the same thing;
@@ -12,6 +11,16 @@ a failed build says why once, as a warning.
 
 The kernels run inside the custom ops' CPU implementations (`conv2d`, `max_pool2d`), which torch.compile and
 torch.export treat as opaque: the library is looked up (and built) on the first eager call, never traced.
+
+The direct convolution (`direct_conv`, `direct_weight_grad`, for the flattened grid of `grid_gemm`; called by
+`grid_direct`) computes a stride-1 convolution straight from the padded channels-last grid, with an R x V
+register tile of output vectors per step, so neither the forward, nor the input gradient, nor the weight
+gradient builds an im2col matrix. Outputs are dense `(N, H_out, W_out, C)` tensors; `tap_weights` is its
+weight layout and `direct_tiles` its register-tile variants.
+
+Max pooling (`max_pool_forward`, `max_pool_backward`, when `max_pool_usable`): forward and backward on dense
+channels-last tensors, with the rules of `max_pool2d`: -inf padding, NaN wins, the gradient goes to the first
+arg-max in row-major window order.
 
 Environment:
     CNNEXP_NATIVE_KERNELS: `0` turns the compiled kernels (conv and pool) off; `CNNEXP_DIRECT_CONV`, its
@@ -37,6 +46,9 @@ from pathlib import Path
 import torch
 
 from cnnexp.atomic_write import atomic_output
+
+from .geometry import WindowGeometry
+from .im2col import empty_channels_last, nhwc_view
 
 NATIVE = Path(__file__).with_name("native")
 SOURCES = tuple(sorted(NATIVE.glob("*.cpp")))
@@ -205,3 +217,126 @@ def padded_channels(c: int) -> int:
     """`c` rounded up to the vector width."""
     v = vec_width()
     return -(-c // v) * v
+
+
+# --- the direct convolution (native/grid_conv.cpp) -------------------------------------------------------------
+
+GridShape = tuple[int, int, int, int, int]  # (N, Hs, Ws, H_out, W_out): see native/grid_conv.cpp
+
+
+def tap_weights(weight: torch.Tensor, c_in_rows: int | None = None) -> torch.Tensor:
+    """The kernel's weight layout: `(C_out, C_in, kH, kW)` -> `(kH*kW, C_in', C_out')`, zero-padded.
+
+    `C_out'` is C_out rounded up to the vector width; `C_in' = c_in_rows or C_in` (>= C_in: extra input
+    channels that the grid carries, e.g. the padding columns of a gradient buffer, get zero weights).
+    """
+    c_out, c_in, kh, kw = weight.shape
+    out = weight.new_zeros((kh * kw, c_in_rows or c_in, padded_channels(c_out)))
+    out[:, :c_in, :c_out] = weight.permute(2, 3, 1, 0).reshape(kh * kw, c_in, c_out)
+    return out
+
+
+def _offsets(offsets: list[int]) -> torch.Tensor:
+    return torch.tensor(offsets, dtype=torch.int64)
+
+
+@functools.cache
+def direct_tiles(which: str) -> list[tuple[int, int, int]]:
+    """The kernel's register-tile variants `(R, V, KW)` for "conv" (forward and input gradient) or "weight_grad"
+    (`(RC, V, KW)`), read from the library (native/grid_conv.cpp holds the one table)."""
+    lib, k = library(), int(which == "weight_grad")
+    shape = (ctypes.c_int * 3)()
+    out = []
+    for i in range(lib.cnnexp_tile_count(k)):
+        lib.cnnexp_tile_shape(k, i, shape)
+        out.append(tuple(shape))
+    return out
+
+
+def _check_tile(used: int, tile: int, what: str) -> None:
+    if used < 0:
+        raise ValueError(f"{what}: register tile {tile} cannot run this shape (see kernels.direct_tiles)")
+
+
+def direct_conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
+         bias: torch.Tensor | None = None, out: torch.Tensor | None = None, tile: int = -1) -> torch.Tensor:
+    """`out[n, y, x] = sum_t buf[p + offsets[t]] @ w_taps[t] + bias`, p = (n*Hs + y)*Ws + x the pixel's grid row.
+
+    `tile` picks a register-tile variant (an index into `direct_tiles("conv")`; -1: the kernel's built-in choice);
+    a variant that cannot run the shape raises ValueError.
+
+    Shape:
+        buf: `(>= N*Hs*Ws + max(offsets), C)` contiguous; grid: `(N, Hs, Ws, H_out, W_out)`;
+        w_taps: `(T, C, C_out')` from `tap_weights`; bias: `(C_out,)` or None -> `(N, H_out, W_out, C_out)`,
+        written into `out` when given (contiguous, e.g. the `nhwc_view` of a channels-last tensor).
+    """
+    n, hs, ws, ho, wo = grid
+    assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
+    out = buf.new_empty((n, ho, wo, c_out)) if out is None else out
+    assert out.shape == (n, ho, wo, c_out) and out.is_contiguous()
+    offs, w_taps = _offsets(offsets), w_taps.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    used = library().cnnexp_grid_conv(
+        buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
+        None if bias is None else bias.data_ptr(), out.data_ptr(), n, hs, ws, ho, wo, torch.get_num_threads(), tile,
+    )
+    _check_tile(used, tile, "conv")
+    return out
+
+
+def direct_weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, offsets: list[int],
+                tile: int = -1) -> torch.Tensor:
+    """`dw[t] = sum over pixels of buf[p + offsets[t]]^T grad[n, y, x]`, the weight gradient.
+
+    `tile`: an index into `direct_tiles("weight_grad")`, or -1 for the kernel's built-in choice.
+
+    Shape:
+        buf: `(>= N*Hs*Ws + max(offsets), C)` contiguous; grad: `(N, H_out, W_out, C_out')` contiguous, C_out'
+        a multiple of the vector width; grid: `(N, Hs, Ws, H_out, W_out)` -> `(T, C, C_out')`.
+    """
+    n, hs, ws, ho, wo = grid
+    c_out_p = grad.shape[-1]
+    assert buf.is_contiguous() and grad.is_contiguous() and c_out_p % vec_width() == 0
+    assert grad.shape == (n, ho, wo, c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
+    dw = buf.new_zeros((len(offsets), buf.shape[1], c_out_p))
+    offs = _offsets(offsets)
+    used = library().cnnexp_grid_conv_weight_grad(
+        buf.data_ptr(), buf.shape[1], grad.data_ptr(), c_out_p, offs.data_ptr(), len(offsets), dw.data_ptr(),
+        n, hs, ws, ho, wo, torch.get_num_threads(), tile,
+    )
+    _check_tile(used, tile, "weight_grad")
+    return dw
+
+
+# --- max pooling (native/max_pool.cpp) -------------------------------------------------------------------------
+
+def max_pool_usable(x: torch.Tensor) -> bool:
+    """CPU float32 in channels_last memory format (as the custom conv's outputs are), kernels built."""
+    return x.is_contiguous(memory_format=torch.channels_last) and usable(x)
+
+
+def _pool_args(x_shape: torch.Size, g: WindowGeometry) -> list[int]:
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ho, wo), (top, _, left, _) = g.kernel, g.stride, g.out_hw, g.pads
+    return [n, h, w, c, ho, wo, kh, kw, sh, sw, top, left]
+
+
+def max_pool_forward(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """Shape: x `(N, C, H, W)` channels_last -> `(N, C, H_out, W_out)` channels_last."""
+    xh = nhwc_view(x)  # (N, H, W, C), contiguous
+    y = empty_channels_last(x, (*x.shape[:2], *g.out_hw))
+    library().cnnexp_max_pool(xh.data_ptr(), nhwc_view(y).data_ptr(), *_pool_args(x.shape, g), torch.get_num_threads())
+    return y
+
+
+def max_pool_backward(x: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """Shape: x `(N, C, H, W)` and y, grad_out `(N, C, H_out, W_out)` -> `(N, C, H, W)` channels_last."""
+    xh, yh = nhwc_view(x), nhwc_view(y)
+    gy = nhwc_view(grad_out).contiguous()  # (N, H_out, W_out, C); no copy when already channels_last
+    assert xh.is_contiguous() and yh.is_contiguous()
+    gx = empty_channels_last(x, x.shape)
+    library().cnnexp_max_pool_backward(
+        xh.data_ptr(), yh.data_ptr(), gy.data_ptr(), nhwc_view(gx).data_ptr(), *_pool_args(x.shape, g),
+        torch.get_num_threads(),
+    )
+    return gx

@@ -1,4 +1,5 @@
-"""The compiled direct-conv kernel: that conv2d really uses it, its numbers, its build cache and its fallbacks."""
+"""The compiled kernels (kernels.py): that conv2d really uses the direct conv, its numbers, the build cache and the
+fallbacks."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ import textwrap
 import pytest
 import torch
 
-from cnnexp.functional import conv2d, conv2d_torch, direct_conv, grid_direct, native_kernels
+from cnnexp.functional import conv2d, conv2d_torch, grid_direct, kernels
 
-from .native_kernel import require_native_kernels
+from .kernels_built import require_kernels
 
 
 @pytest.fixture
 def fresh_library():
     """Forget the loaded library before and after the test (it is cached per process)."""
-    native_kernels.library.cache_clear()
+    kernels.library.cache_clear()
     yield
-    native_kernels.library.cache_clear()
+    kernels.library.cache_clear()
 
 
 def _grads(conv, x, w, b, upstream, **kwargs):
@@ -39,17 +40,17 @@ def _compare(x, w, b, rtol=1e-4, **kwargs):
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """Count the kernel's calls: {'conv': n, 'weight_grad': n}."""
-    require_native_kernels()
+    """Count the direct kernel's calls: {'conv': n, 'weight_grad': n} (`kernels.direct_conv`, `direct_weight_grad`)."""
+    require_kernels()
     calls = {"conv": 0, "weight_grad": 0}
-    for name in calls:
-        original = getattr(direct_conv, name)
+    for name, attr in (("conv", "direct_conv"), ("weight_grad", "direct_weight_grad")):
+        original = getattr(kernels, attr)
 
         def spy(*args, _name=name, _original=original, **kwargs):
             calls[_name] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(direct_conv, name, spy)
+        monkeypatch.setattr(kernels, attr, spy)
     return calls
 
 
@@ -66,7 +67,7 @@ def test_disabled_turns_off_every_op_called_in_the_block(kernel_calls):
     """`disabled()` covers the forward and the gradient ops that run inside the block; each op picks its own path
     (the gradients rebuild what they need), so a backward run after the block takes the kernel again."""
     x, w = torch.randn(2, 16, 9, 9, requires_grad=True), torch.randn(32, 16, 3, 3, requires_grad=True)
-    with native_kernels.disabled():
+    with kernels.disabled():
         conv2d(x, w, None, padding="same").square().sum().backward()
         y = conv2d(x, w, None, padding="same")
     assert kernel_calls == {"conv": 0, "weight_grad": 0}
@@ -92,7 +93,7 @@ def test_float64_takes_the_torch_path_and_tracing_records_the_opaque_op(kernel_c
 def test_channel_counts_cover_every_tile_and_remainder(c_in, c_out):
     """1-3 input channels (the weight gradient's remainder tiles), 4-24 and 64 (full tiles), output channels
     that fill 1, 2 or 4 vectors and ones that end in a partial vector (5, 17, 33)."""
-    require_native_kernels()
+    require_kernels()
     gen = torch.Generator().manual_seed(c_in * 100 + c_out)
     x = torch.randn(3, c_in, 11, 10, generator=gen)
     _compare(x, torch.randn(c_out, c_in, 3, 3, generator=gen), torch.randn(c_out, generator=gen), padding="same")
@@ -105,7 +106,7 @@ def test_channel_counts_cover_every_tile_and_remainder(c_in, c_out):
 )
 def test_kernels_paddings_dilations(kernel, padding, dilation, c_out):
     """Kernel rows of 3 consecutive taps take the kernel's row-of-three tiles, all others one tap at a time."""
-    require_native_kernels()
+    require_kernels()
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 8, 13, 12, generator=gen)
     _compare(x, torch.randn(c_out, 8, *kernel, generator=gen), torch.randn(c_out, generator=gen), padding=padding,
@@ -114,7 +115,7 @@ def test_kernels_paddings_dilations(kernel, padding, dilation, c_out):
 
 def test_two_threads_give_the_one_thread_result():
     """The weight gradient sums per-thread partials; the forward splits rows between threads."""
-    require_native_kernels()
+    require_kernels()
     gen = torch.Generator().manual_seed(5)
     x, w, b = torch.randn(8, 16, 20, 20, generator=gen), torch.randn(32, 16, 3, 3, generator=gen), torch.randn(32)
     upstream = torch.randn(8, 32, 20, 20, generator=gen)
@@ -131,20 +132,20 @@ def test_two_threads_give_the_one_thread_result():
 
 
 def test_switched_off_by_environment(monkeypatch, fresh_library, kernel_calls):
-    monkeypatch.setenv(native_kernels.SWITCH, "0")
-    native_kernels.library.cache_clear()
-    assert native_kernels.library() is None and not grid_direct.usable(torch.ones(1), torch.ones(1))
+    monkeypatch.setenv(kernels.SWITCH, "0")
+    kernels.library.cache_clear()
+    assert kernels.library() is None and not grid_direct.usable(torch.ones(1), torch.ones(1))
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
     assert kernel_calls == {"conv": 0, "weight_grad": 0}
 
 
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch, fresh_library):
     def no_compiler():
-        raise native_kernels.KernelBuildError("no C++ compiler found (install g++, or set CXX)")
+        raise kernels.KernelBuildError("no C++ compiler found (install g++, or set CXX)")
 
-    monkeypatch.setattr(native_kernels, "_compiler", no_compiler)
+    monkeypatch.setattr(kernels, "_compiler", no_compiler)
     with pytest.warns(RuntimeWarning, match="PyTorch paths.*install g\\+\\+"):
-        assert native_kernels.library() is None
+        assert kernels.library() is None
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
 
 
@@ -153,7 +154,7 @@ def test_an_unwritable_cache_warns_and_falls_back(monkeypatch, tmp_path, fresh_l
     blocker.write_text("")
     monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(blocker / "kernels"))
     with pytest.warns(RuntimeWarning, match="CNNEXP_KERNEL_CACHE at a writable folder"):
-        assert native_kernels.library() is None
+        assert kernels.library() is None
     _compare(torch.randn(2, 16, 6, 6), torch.randn(32, 16, 3, 3), torch.randn(32), padding="same")
 
 
@@ -161,8 +162,8 @@ def test_compiler_errors_are_reported(monkeypatch, tmp_path):
     bad = tmp_path / "broken.cpp"
     bad.write_text("this is not C++\n")
     monkeypatch.setenv("CNNEXP_KERNEL_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(native_kernels.KernelBuildError, match="broken.cpp"):
-        native_kernels.build((bad,))
+    with pytest.raises(kernels.KernelBuildError, match="broken.cpp"):
+        kernels.build((bad,))
     assert not list((tmp_path / "cache").glob("*")), "no library or temporary file may be left behind"
 
 
@@ -175,29 +176,29 @@ def test_build_is_cached_per_source(monkeypatch, tmp_path):
         compiles.extend(["compile"] if "-shared" in cmd else [])
         return run(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(native_kernels.subprocess, "run", counting_run)
-    first = native_kernels.build()
+    monkeypatch.setattr(kernels.subprocess, "run", counting_run)
+    first = kernels.build()
     assert first.parent == tmp_path and first.exists() and compiles == ["compile"]
-    assert native_kernels.build() == first and compiles == ["compile"]
+    assert kernels.build() == first and compiles == ["compile"]
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left
 
 
 @pytest.mark.slow
 def test_avx2_build_with_8_wide_vectors(tmp_path):
     """A machine without AVX-512 gets 8-float vectors: build that variant and check it in a fresh process."""
-    require_native_kernels()
+    require_kernels()
     script = textwrap.dedent(
         """
         import torch
-        from cnnexp.functional import native_kernels
-        from tests.functional.test_direct_conv import _compare
-        assert native_kernels.vec_width() == 8, native_kernels.vec_width()
+        from cnnexp.functional import kernels
+        from tests.functional.test_kernels import _compare
+        assert kernels.vec_width() == 8, kernels.vec_width()
         for c_in, c_out in [(3, 16), (16, 32), (7, 33), (32, 64)]:
             _compare(torch.randn(2, c_in, 9, 8), torch.randn(c_out, c_in, 3, 3), torch.randn(c_out), padding="same")
         print("ok")
         """
     )
-    env = {**os.environ, "CNNEXP_KERNEL_CACHE": str(tmp_path), native_kernels.FLAGS_ENV: "-O2 -mavx2 -mfma -fopenmp"}
+    env = {**os.environ, "CNNEXP_KERNEL_CACHE": str(tmp_path), kernels.FLAGS_ENV: "-O2 -mavx2 -mfma -fopenmp"}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
                           timeout=300)
@@ -211,20 +212,20 @@ def test_every_register_tile_variant_gives_the_built_in_tiles_result(c_out):
     from cnnexp.functional.geometry import conv_geometry
     from cnnexp.functional.grid_gemm import grid_dims, grid_input, tap_offsets
 
-    require_native_kernels()
+    require_kernels()
     x, w = torch.randn(2, 5, 7, 11), torch.randn(c_out, 5, 3, 3)
     geom = conv_geometry(x, w, None, 1, "same", 1, op="conv2d")
     hs, ws, _ = grid_dims(geom)
     buf, grid, offsets = grid_input(x, geom), (2, hs, ws, *geom.out_hw), tap_offsets(geom, ws)
-    taps = direct_conv.tap_weights(w)
-    vecs = taps.shape[2] // native_kernels.vec_width()
-    want = direct_conv.conv(buf, grid, offsets, taps, c_out)
+    taps = kernels.tap_weights(w)
+    vecs = taps.shape[2] // kernels.vec_width()
+    want = kernels.direct_conv(buf, grid, offsets, taps, c_out)
     grad = torch.randn(2, *geom.out_hw, taps.shape[2])
-    want_dw = direct_conv.weight_grad(buf, grad, grid, offsets)
-    for which, run, ref in (("conv", lambda t: direct_conv.conv(buf, grid, offsets, taps, c_out, tile=t), want),
-                            ("weight_grad", lambda t: direct_conv.weight_grad(buf, grad, grid, offsets, tile=t),
+    want_dw = kernels.direct_weight_grad(buf, grad, grid, offsets)
+    for which, run, ref in (("conv", lambda t: kernels.direct_conv(buf, grid, offsets, taps, c_out, tile=t), want),
+                            ("weight_grad", lambda t: kernels.direct_weight_grad(buf, grad, grid, offsets, tile=t),
                              want_dw)):
-        variants = direct_conv.tiles(which)
+        variants = kernels.direct_tiles(which)
         assert len(variants) >= 6
         for t, (_, v, _) in enumerate(variants):
             if vecs % v:

@@ -1,12 +1,12 @@
-"""gemm: `a @ w.T (+ bias)` for every operand layout the convolution hands it."""
+"""im2col.py: `gemm`, `a @ w.T (+ bias)` for every operand layout the convolution hands it."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from cnnexp.functional import gemm as gemm_module
-from cnnexp.functional.gemm import gemm
+from cnnexp.functional import im2col as im2col_module
+from cnnexp.functional.im2col import gemm
 
 LAYOUTS = {
     "contiguous": lambda t: t.contiguous(),
@@ -29,7 +29,7 @@ def test_gemm_matches_mm_for_any_layout(layout, bias):
 
 def test_onednn_gets_dense_operands(monkeypatch):
     """oneDNN crawls on stride-0 operands (1000x slower): gemm must hand it row- or column-major ones."""
-    if not gemm_module.ONEDNN_LINEAR:
+    if not im2col_module.ONEDNN_LINEAR:
         pytest.skip("this torch build has no oneDNN linear")
     seen = []
     real = torch.ops.mkldnn._linear_pointwise
@@ -41,7 +41,7 @@ def test_onednn_gets_dense_operands(monkeypatch):
     class Ops:  # stands in for torch.ops.mkldnn inside gemm
         _linear_pointwise = staticmethod(spy)
 
-    monkeypatch.setattr(gemm_module.torch.ops, "mkldnn", Ops, raising=False)
+    monkeypatch.setattr(im2col_module.torch.ops, "mkldnn", Ops, raising=False)
     a = torch.ones(1, 1).expand(64, 8)
     torch.testing.assert_close(gemm(a, torch.ones(3, 8)), torch.full((64, 3), 8.0))
     assert seen == [[True, True]]

@@ -1,9 +1,13 @@
-"""The lecture's convolution, literally: one output position at a time (slow; for teaching and tests).
+"""The reference convolutions, with the contract of the custom `conv2d`: the lecture's loop and the F.conv2d baseline.
 
-For every output position (i, j): take the window of the padded input under the kernel, multiply it
+`conv2d_naive` is the lecture's convolution, literally: one output position at a time (slow; for teaching and
+tests). For every output position (i, j): take the window of the padded input under the kernel, multiply it
 element by element with the kernel, sum over kernel rows, columns and *all* input channels, add the
 bias. One kernel gives one feature map; all kernels and all images of the batch are done at once for
 each position, and autograd differentiates these plain tensor ops.
+
+`conv2d_torch` is the baseline: PyTorch's native convolution after the same explicit padding (parity tests,
+benchmarks).
 """
 
 from __future__ import annotations
@@ -11,9 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .geometry import conv_geometry
-from .padding import Padding
-from .types import IntPair
+from .geometry import IntPair, Padding, conv_geometry
 
 
 def conv2d_naive(
@@ -50,3 +52,27 @@ def conv2d_naive(
             value = (window.unsqueeze(1) * weight.unsqueeze(0)).sum(dim=(2, 3, 4))  # (N, C_out)
             out[:, :, i, j] = value if bias is None else value + bias
     return out
+
+
+def conv2d_torch(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: Padding = "valid",
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """`torch.nn.functional.conv2d` with Keras-exact padding applied first; same contract as `conv2d`.
+
+    Symmetric padding is passed to F.conv2d directly (no copy); asymmetric 'same' padding (the odd
+    pixel at the bottom/right) is applied with `F.pad` first.
+
+    Shape:
+        x: `(N, C_in, H, W)`; weight: `(C_out, C_in, kH, kW)`; bias: `(C_out,)`.
+        Output: `(N, C_out, H_out, W_out)`.
+    """
+    g = conv_geometry(x, weight, bias, stride, padding, dilation, op="conv2d_torch")
+    t, b, l, r = g.pads
+    if t == b and l == r:
+        return F.conv2d(x, weight, bias, g.stride, (t, l), g.dilation)
+    return F.conv2d(F.pad(x, (l, r, t, b)), weight, bias, g.stride, 0, g.dilation)
