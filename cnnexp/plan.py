@@ -75,7 +75,8 @@ def format_decisions(decisions) -> str:
     for d in decisions:
         timings = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(d.timings_ms.items(), key=lambda kv: kv[1]))
         failed = "".join(f"; {name} failed" for name in d.failed)
-        lines.append(f"{d.op:<28} {d.key:<44} {d.choice:<18} {d.source:<9} {timings}{failed}")
+        source = f"{d.source} (busy machine: not cached)" if d.busy else d.source
+        lines.append(f"{d.op:<28} {d.key:<44} {d.choice:<18} {source:<9} {timings}{failed}")
     return "\n".join(lines)
 
 

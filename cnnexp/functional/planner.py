@@ -12,6 +12,11 @@ Modes (`CNNEXP_PLAN` or `set_mode`):
     off       the same as estimate, and the cache is neither read nor written.
 
 The cache lives in `CNNEXP_PLAN_CACHE`, else next to the compiled kernels (`~/.cache/cnnexp/plans.json`).
+
+A decision measured while the machine is oversubscribed (`machine_busy()`: more runnable threads than cores)
+is used by this process only and never written: such timings measure the run queue, not the code (every
+candidate then takes a multiple of the scheduler's time slice), and a choice cached from them would stay wrong
+on this machine for good. The next process plans it again.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 MODE_ENV = "CNNEXP_PLAN"
 CACHE_ENV = "CNNEXP_PLAN_CACHE"
 MODES = ("measure", "estimate", "off")
+FORMAT = "2"  # part of the signature: plans of an older planner are stale (format 1 cached busy-machine timings)
 BUDGET_S = 0.4  # wall time one decision may spend timing its candidates (warm-up included; one timed round at least)
 REPEATS = 3  # timed runs per candidate, interleaved, when the budget allows
 
@@ -46,6 +52,7 @@ class Decision:
     source: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    busy: bool = False  # measured on an oversubscribed machine: used by this process, not cached
 
 
 def default_cache_path() -> Path:
@@ -66,7 +73,15 @@ def machine_signature(build_id: str = "") -> dict[str, str]:
         flags = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                       if line.startswith(("flags", "Features"))), "")
     return {"cpu": cpu_model(), "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "torch": torch.__version__,
-            "build": build_id}
+            "build": build_id, "planner": FORMAT}
+
+
+def machine_busy() -> bool:
+    """More runnable threads than cores (the 1-minute load average above the core count + 0.5)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5
+    except OSError:  # no load average on this platform
+        return False
 
 
 def _time_candidates(candidates: Mapping[str, Callable[[], Any]], budget_s: float, repeats: int,
@@ -178,9 +193,10 @@ class Planner:
             seconds, failed = _time_candidates(candidates, self.budget_s, self.repeats, sync)
             choice = min(seconds, key=seconds.get) if seconds else default
             timings = {name: s * 1e3 for name, s in seconds.items()}
-            decision = Decision(op, key, choice, "measured", timings, failed)
-            plans[full] = {"choice": choice, "timings_ms": timings}
-            self._save()
+            decision = Decision(op, key, choice, "measured", timings, failed, busy=machine_busy())
+            if not decision.busy:
+                plans[full] = {"choice": choice, "timings_ms": timings}
+                self._save()
         return decision
 
     @contextlib.contextmanager

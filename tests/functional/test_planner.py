@@ -16,6 +16,7 @@ def clock(monkeypatch):
     """A fake perf_counter that only moves when a candidate runs: timings are exact, not measured."""
     state = {"now": 0.0, "calls": []}
     monkeypatch.setattr(planner_mod.time, "perf_counter", lambda: state["now"])
+    monkeypatch.setattr(planner_mod, "machine_busy", lambda: False)  # whatever else this machine is running
 
     def candidate(name, cost):
         def run():
@@ -183,3 +184,26 @@ def test_a_plan_made_with_the_kernels_off_is_not_reused_with_them_on(measuring):
         conv2d(x, w, padding="same")
     assert not any(name.startswith("direct") for name in off[0].timings_ms)
     assert on[0].source == "measured" and "direct" in on[0].timings_ms
+
+
+def test_a_decision_measured_on_a_busy_machine_is_used_but_not_cached(tmp_path, clock, monkeypatch):
+    """Timings taken while other processes hold the cores are kept for this process only; the next plans again."""
+    path = tmp_path / "plans.json"
+    monkeypatch.setattr(planner_mod, "machine_busy", lambda: True)
+    busy = Planner(path, SIG)
+    first = busy.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b")
+    assert (first.choice, first.source, first.busy) == ("a", "measured", True)
+    assert busy.choose("op", "k", candidates(clock, a=0.001, b=0.002), "b") is first  # this process: memo
+    assert not path.exists()
+    monkeypatch.setattr(planner_mod, "machine_busy", lambda: False)
+    quiet = Planner(path, SIG).choose("op", "k", candidates(clock, a=0.003, b=0.002), "a")
+    assert (quiet.choice, quiet.source, quiet.busy) == ("b", "measured", False)
+    assert json.loads(path.read_text())["plans"]
+
+
+def test_machine_busy_compares_the_load_with_the_cores(monkeypatch):
+    monkeypatch.setattr(planner_mod.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(planner_mod.os, "getloadavg", lambda: (4.2, 0.0, 0.0))
+    assert not planner_mod.machine_busy()
+    monkeypatch.setattr(planner_mod.os, "getloadavg", lambda: (4.6, 0.0, 0.0))
+    assert planner_mod.machine_busy()
