@@ -185,7 +185,7 @@ def step_context(name: str):
 def make_step(name: str, batch_shape, device, table=None):
     conv, cl, pool = (table or IMPLS)[name]
     params = [to_format(p, cl).requires_grad_() for p in init_params(batch_shape, device)]
-    opt = torch.optim.Adam(params, lr=1e-3)
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
     gen = torch.Generator().manual_seed(1)
     x = to_format((torch.rand(batch_shape, generator=gen) * 255).to(device), cl)
     y = torch.randint(0, CLASSES, (batch_shape[0],), generator=gen).to(device)
