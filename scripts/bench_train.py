@@ -11,7 +11,11 @@ channels_last weights and activations), three ways of training, interleaved roun
              stopping, lr monitor, NaN guard...): what `python -m cnnexp` does.
 
 Images per second count training images after the first (warm-up) epoch; validation runs on `--eval` images per
-epoch and is not counted as training time in `bare`, but is in the other two (it is part of a real epoch).
+epoch and is not counted as training time in `bare`, but is in the other two (it is part of a real epoch). An epoch
+has `--batches` batches (48): the epoch-end work (validation, checkpoint, pictures) weighs on a step as much as in
+a real run only when the epoch is about as long as a real one.
+Freed memory is retained (`cnnexp.cpu_memory`, as `python -m cnnexp` does) for every implementation alike;
+`--system-malloc` keeps glibc's defaults.
 Keras/TensorFlow (`model.fit` on the same images, the lecture's own system) runs in a subprocess when tensorflow
 is importable (the `bench` extra: `pip install -e '.[bench]'`); without it the script says so and skips.
 Prints a table of images/s and ratios (custom / native, framework overhead = 1 - lightning / bare) and writes JSON.
@@ -233,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats per measurement (median)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first one is warm-up")
-    p.add_argument("--batches", type=int, default=8, help="training batches per epoch")
+    p.add_argument("--batches", type=int, default=48,
+                   help="training batches per epoch (real epochs are longer: flowers 92 at b32, CIFAR-10 352 at b128)")
     p.add_argument("--eval", type=int, default=None, help="validation images per epoch (default: one batch)")
     p.add_argument("--impls", default=",".join(IMPLS), help="comma list of custom, torch, torch_cl")
     p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, lightning, default")
