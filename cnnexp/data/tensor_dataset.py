@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 
 
-def collate_images(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+class GatheredBatch(NamedTuple):
+    """A batch taken in one indexing operation (`ImageTensorDataset.__getitems__`), before `collate_images`.
+
+    Shape: images `(N, C, H, W)` in the stored dtype, labels `(N,)` int64.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def collate_images(batch: list[tuple[torch.Tensor, torch.Tensor]] | GatheredBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack samples into `(x (N, C, H, W) float32, y (N,) int64)`, casting once per batch.
 
     Samples travel from DataLoader workers as uint8 (4x less to copy) and are cast in one large operation
-    instead of one small one per image.
+    instead of one small one per image. A `GatheredBatch` is already stacked: only the cast is left.
     """
+    if isinstance(batch, GatheredBatch):
+        return batch.images.to(torch.float32), batch.labels
     images, labels = zip(*batch)
     y = torch.stack(labels) if isinstance(labels[0], torch.Tensor) else torch.tensor(labels)
     return torch.stack(images).to(torch.float32), y.to(torch.int64)
@@ -51,3 +64,11 @@ class ImageTensorDataset(Dataset):
         if self.transform is not None:
             x = self.transform(x)
         return x, self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]] | GatheredBatch:
+        """A DataLoader batch: without a transform, one gather of all `indices` (no per-image indexing and
+        stacking); with one, the samples one by one."""
+        if self.transform is not None:
+            return [self[i] for i in indices]
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return GatheredBatch(self.images[index], self.labels[index])
