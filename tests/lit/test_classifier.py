@@ -155,3 +155,41 @@ def test_evaluation_steps_return_the_logits_and_targets_they_computed(tmp_path, 
             torch.testing.assert_close(out["logits"], module(x))  # the step's own forward, same weights
         assert torch.equal(out["targets"], y)
         torch.testing.assert_close(out["loss"], nn.functional.cross_entropy(out["logits"], y))
+
+
+class TrainStepRecorder(L.Callback):
+    """Per epoch: each training step's loss, batch size and correct predictions (the logits the step computed)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, int, int]] = []
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        x, y = batch
+        with torch.no_grad():  # the weights the step will use: its logits' arg-max
+            self._correct = int((pl_module(x).argmax(1) == y).sum())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append((float(outputs["loss"]), batch[1].shape[0], self._correct))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.steps = []
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.epochs.append({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+
+
+def test_train_loss_and_accuracy_are_batch_weighted_means_of_the_steps(tmp_path):
+    """Logged once per epoch, train/loss is sum(loss * n) / sum(n) and train/acc sum(correct) / sum(n) of the
+    epoch's steps; uneven batches (16, 16, 8) make an unweighted mean differ."""
+    L.seed_everything(0)
+    module = make_module(3)
+    recorder = TrainStepRecorder()
+    train, val = loaders(3, n=40)
+    make_trainer(tmp_path, epochs=2, callbacks=[recorder]).fit(module, train, val)
+    losses, sizes, correct = zip(*recorder.steps)
+    assert sizes == (16, 16, 8)
+    logged = recorder.epochs[-1]
+    assert logged["train/loss"] == pytest.approx(sum(l * n for l, n in zip(losses, sizes)) / 40, rel=1e-6)
+    assert logged["train/loss"] != pytest.approx(sum(losses) / 3, rel=1e-6)
+    assert logged["train/acc"] == pytest.approx(sum(correct) / 40)
