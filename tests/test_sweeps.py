@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import subprocess
 import sys
@@ -59,12 +60,16 @@ def job_overrides(sweep_dir: Path) -> dict[str, list[str]]:
 
 
 def assert_jobs_completed(proc: subprocess.CompletedProcess, sweep: Path, jobs: list[str]) -> None:
-    """A failed job returns NaN and the sweep goes on (exit 0): check that every job printed its result line."""
-    lines = [line.rstrip() for line in proc.stdout.splitlines() if "run: " in line]
+    """A failed job returns NaN and the sweep goes on (exit 0): check that every job's run.json says it succeeded
+    with a test accuracy (not the printed result lines: parallel jobs share one stdout, and another job's progress
+    bar can land on the same line)."""
     for job in jobs:
-        log = sweep / job / "__main__.log"
-        assert any(line.endswith(f"{sweep.name}/{job}") for line in lines), (
-            f"job {job} did not finish; its log:\n" + (log.read_text()[-3000:] if log.exists() else "(none)")
+        run = sweep / job / "run.json"
+        info = json.loads(run.read_text()) if run.exists() else {}
+        log = sweep / job / "train.log"
+        assert info.get("status") == "success" and "test/acc" in info.get("metrics", {}), (
+            f"job {job} did not finish: run.json {info.get('status', 'missing')}; its log:\n"
+            + (log.read_text()[-3000:] if log.exists() else "(none)") + f"\nsweep stdout:\n{proc.stdout[-2000:]}"
         )
 
 
