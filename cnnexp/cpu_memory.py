@@ -8,8 +8,9 @@ and PyTorch's own CUDA caching allocator keep freed blocks for reuse; `retain_fr
 same: every block from the heap (no mmap), and no trimming. The process then keeps its high-water mark, as a
 caching allocator does, and the next step finds its pages already mapped.
 
-`python -m cnnexp` calls it when the config says `retain_cpu_memory: true` (the default); `false` keeps glibc's
-defaults. Elsewhere (macOS, musl, Windows) it does nothing and says so by returning False.
+`python -m cnnexp` and `python -m cnnexp.plan` call it through `apply_cpu_settings(cfg)` when the config says
+`retain_cpu_memory: true` (the default); `false` keeps glibc's defaults. Elsewhere (macOS, musl, Windows) it does
+nothing and says so by returning False.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ctypes
 import ctypes.util
 import functools
 import platform
+from typing import Any
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
@@ -43,3 +45,14 @@ def retain_freed_memory() -> bool:
     if libc is None or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
+
+
+def apply_cpu_settings(cfg: Any) -> None:
+    """The run config's CPU settings for this process: `torch_threads` (null: torch's default) and
+    `retain_cpu_memory` (default true), so that planning and training run under the same ones."""
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
+    if cfg.get("retain_cpu_memory", True):
+        retain_freed_memory()

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from cnnexp.cpu_memory import retain_freed_memory
+from cnnexp.cpu_memory import apply_cpu_settings
 
 USAGE = __doc__
 
@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     from cnnexp.functional import kernels, planner
 
     cfg = compose(args)
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
-    if cfg.get("retain_cpu_memory", True):  # plan under the allocator the training run will use
-        retain_freed_memory()
+    apply_cpu_settings(cfg)  # plan under the threads and the allocator the training run will use
     net, shape = build_net(cfg)
     step = training_step(net.train(), shape, int(cfg.model.net.num_classes))
     cpu = planner.machine_signature()["cpu"]

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from cnnexp import provenance
 from cnnexp.checkpoints import resolve_ckpt_path, resume_errors
 from cnnexp.conf.sources import check_targets_import
-from cnnexp.cpu_memory import retain_freed_memory
+from cnnexp.cpu_memory import apply_cpu_settings
 from cnnexp.config_checks import check_arguments, check_config
 from cnnexp.errors import ConfigError
 from cnnexp.run_folders import RESOLVED_CONFIG
@@ -209,16 +209,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_arguments(cfg)
         check_output_dir(cfg)
         import lightning as L
-        import torch
         from hydra.utils import instantiate
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
         quiet_library_output()
         seed = L.seed_everything(cfg.seed, workers=True)
-        if cfg.get("torch_threads"):
-            torch.set_num_threads(int(cfg.torch_threads))
-        if cfg.get("retain_cpu_memory", True):
-            retain_freed_memory()
+        apply_cpu_settings(cfg)
         output_dir = cfg.paths.output_dir
         if rank_zero_only.rank == 0:  # under DDP every process runs train(); one writes the files
             info = provenance.collect(cfg, seed)
