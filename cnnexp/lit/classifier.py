@@ -16,7 +16,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -89,7 +89,7 @@ class ImageClassifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self._train_loss_sum, self._train_count = torch.zeros(()), 0  # this epoch's sum of loss * batch size
+        self.train_loss = MeanMetric()  # the epoch's batch-size weighted mean loss
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run keeps its best
 
@@ -140,18 +140,14 @@ class ImageClassifier(L.LightningModule):
         every step (a tenth of a small model's step)."""
         loss, logits, y = self.model_step(batch)
         self.train_metrics.update(logits, y)
-        n = y.shape[0]
-        self._train_loss_sum = self._train_loss_sum + loss.detach() * n
-        self._train_count += n
+        self.train_loss.update(loss.detach(), weight=y.shape[0])
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        self._train_loss_sum, self._train_count = torch.zeros((), device=self.device), 0
-
     def on_train_epoch_end(self) -> None:
-        if self._train_count:
-            self.log("train/loss", self._train_loss_sum / self._train_count, prog_bar=True)
+        if self.train_loss.update_called:
+            self.log("train/loss", self.train_loss.compute(), prog_bar=True)
             self.log_dict(self.train_metrics.compute())
+        self.train_loss.reset()
         self.train_metrics.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> StepOutput:
