@@ -21,18 +21,16 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:  
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from cnnexp.bench_results import write_results  # noqa: E402
 from cnnexp.layers import Conv2D, Dense, Flatten, MaxPool2D, Rescaling  # noqa: E402
 from cnnexp.models import KerasSequential  # noqa: E402
+from cnnexp.provenance import cpu_model  # noqa: E402
 
 SHAPES = {"32x32 b128": (128, 3, 32, 32), "90x90 b32": (32, 3, 90, 90)}
 QUICK_SHAPES = {"32x32 b16": (16, 3, 32, 32)}
@@ -121,17 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name, shape in shapes.items():
         rows += bench(name, shape, args.impls.split(","), args.backend, repeats)
-    cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout
     meta = {"torch": torch.__version__, "backend": args.backend, "threads": torch.get_num_threads(),
-            "cpu": cpu.strip() or platform.processor(), "load_avg_before": load_before,
+            "cpu": cpu_model(), "load_avg_before": load_before,
             "load_avg_after": os.getloadavg()}
     print(f"backend {args.backend}, threads {meta['threads']}, cpu {meta['cpu']}, load average "
           f"{load_before[0]:.1f} before, {meta['load_avg_after'][0]:.1f} after")
     print(table(rows))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"\nwrote {out}")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":

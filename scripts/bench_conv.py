@@ -39,13 +39,12 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from cnnexp.bench_results import add_memory_flag, apply_memory_flag, memory_note, write_results  # noqa: E402
 from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, kernels, max_pool2d, planner  # noqa: E402
-from cnnexp.cpu_memory import retain_freed_memory  # noqa: E402
 from cnnexp.provenance import cpu_model  # noqa: E402
 
 CHANNELS = (16, 32, 64)
@@ -300,8 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="torch intra-op threads (default: torch's default, one per core)")
     p.add_argument("--out", default="bench-results/bench_conv.json")
     p.add_argument("--sections", default="layer,train,memory", help="comma list of layer, train, memory")
-    p.add_argument("--system-malloc", action="store_true",
-                   help="keep glibc's defaults (default: retain freed memory, as `python -m cnnexp` does)")
+    add_memory_flag(p)
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--shape", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -312,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory_worker:  # glibc's defaults: the peak above the first step is then the step's own memory
         memory_worker(args.memory_worker, tuple(json.loads(args.shape)), device)
         return
-    retained = not args.system_malloc and retain_freed_memory()
+    retained = apply_memory_flag(args)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     repeats = args.repeats or (3 if args.quick else 9)
     impls = list(IMPLS)
@@ -325,8 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" in sections:
         rows += bench_memory(shapes, impls, device)
     custom_path = custom_conv_path(device)
-    print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, freed memory "
-          f"{'retained' if retained else 'returned (glibc defaults)'}, "
+    print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, {memory_note(retained)}, "
           f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"custom = {custom_path}, planned per layer (CNNEXP_PLAN={planner.current().mode}); custom_builtin = the "
           f"built-in choices; custom_gemm = the im2col + GEMM path, forced")
@@ -338,10 +335,7 @@ def main(argv: list[str] | None = None) -> None:
             "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "custom_path": custom_path}
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"\nwrote {out}")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_conv import OMP_ENV, interleaved, to_format  # noqa: E402  (sets OpenMP waiting before torch loads)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from cnnexp.bench_results import write_results  # noqa: E402
 from cnnexp.functional import conv2d  # noqa: E402
 from cnnexp.provenance import cpu_model  # noqa: E402
 
@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, {repeats} repeats (medians), "
           f"load average {load_before[0]:.1f} before, {meta['load_avg_after'][0]:.1f} after")
     print(table(rows))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import sys
 from pathlib import Path
 
-from cnnexp.cpu_memory import retain_freed_memory
+from cnnexp.bench_results import add_memory_flag, apply_memory_flag, memory_note, write_results
 from cnnexp.provenance import cpu_model
 
 HERE = Path(__file__).resolve().parent
@@ -43,8 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed steps per implementation (median)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    p.add_argument("--system-malloc", action="store_true",
-                   help="keep glibc's defaults (default: retain freed memory, as `python -m cnnexp` does)")
+    add_memory_flag(p)
     p.add_argument("--out", default="bench-results/bench_scaling.json")
     args = p.parse_args(argv)
 
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    retained = not args.system_malloc and retain_freed_memory()  # the memory workers keep glibc's defaults
+    retained = apply_memory_flag(args)  # the memory workers keep glibc's defaults
     device = torch.device("cpu")
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
@@ -78,17 +76,14 @@ def main(argv: list[str] | None = None) -> None:
                   + f" {speed('torch'):12.2f} {speed('torch_cl'):15.2f} {memory('torch'):>16} "
                   f"{memory('torch_cl'):>13}", flush=True)
     cpu = cpu_model()
-    print(f"CPU {cpu}, threads {torch.get_num_threads()}, custom = {bench.custom_conv_path(device)}, freed memory "
-          f"{'retained' if retained else 'returned (glibc defaults)'}, "
+    print(f"CPU {cpu}, threads {torch.get_num_threads()}, custom = {bench.custom_conv_path(device)}, "
+          f"{memory_note(retained)}, "
           f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     meta = {"cpu": cpu, "threads": torch.get_num_threads(), "retain_freed_memory": retained, "torch": torch.__version__,
             "python": platform.python_version(), "repeats": args.repeats,
             "argv": sys.argv[1:] if argv is None else argv, "load_avg_before": load_before,
             "load_avg_after": os.getloadavg()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnnexp.cpu_memory import retain_freed_memory
+from cnnexp.bench_results import add_memory_flag, apply_memory_flag, memory_note, write_results
 from cnnexp.provenance import cpu_model
 
 SHAPES = {"180x180 b32": (180, 32), "32x32 b128": (32, 128)}  # name -> (image side, batch size)
@@ -244,8 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, lightning, default")
     p.add_argument("--no-keras", action="store_true", help="skip Keras/TensorFlow even when it is installed")
     p.add_argument("--tf-path", default=None, help="a folder holding tensorflow for the Keras worker only")
-    p.add_argument("--system-malloc", action="store_true",
-                   help="keep glibc's defaults (default: retain freed memory, as `python -m cnnexp` does)")
+    add_memory_flag(p)
     p.add_argument("--out", default="bench-results/bench_train.json")
     args = p.parse_args(argv)
 
@@ -253,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    retained = not args.system_malloc and retain_freed_memory()
+    retained = apply_memory_flag(args)
     shapes = QUICK_SHAPES if args.quick else {k: SHAPES[k] for k in args.shapes.split(",") if k}
     repeats = args.repeats or (1 if args.quick else 3)
     impls = [k for k in args.impls.split(",") if k]
@@ -282,8 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [{"shape": s, "impl": i, "mode": m, "images_per_s": statistics.median(v), "samples": v}
             for (s, i, m), v in samples.items()]
     cpu = cpu_model()
-    print(f"\nCPU {cpu}, threads {torch.get_num_threads()}, freed memory "
-          f"{'retained' if retained else 'returned (glibc defaults)'}, load average {load_before[0]:.1f} before, "
+    print(f"\nCPU {cpu}, threads {torch.get_num_threads()}, {memory_note(retained)}, "
+          f"load average {load_before[0]:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after; medians of {repeats}")
     skipped = "--no-keras" if args.no_keras else "tensorflow is not installed: pip install -e '.[bench]'"
     print("Keras/TensorFlow: " + (f"tensorflow {tf_version}" if run_keras else f"skipped ({skipped})"))
@@ -292,10 +291,7 @@ def main(argv: list[str] | None = None) -> None:
             "python": platform.python_version(), "tensorflow": tf_version, "repeats": repeats,
             "epochs": args.epochs, "batches": args.batches, "argv": sys.argv[1:] if argv is None else argv,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"\nwrote {out}")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":
