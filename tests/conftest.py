@@ -16,6 +16,12 @@ os.environ.setdefault("CNNEXP_PLAN", "estimate")
 from omegaconf import DictConfig, open_dict
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `slow` end-to-end tests first (in their file order): with the suite spread over several workers
+    (pytest-xdist), a long test started last would leave the other workers idle while it finishes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _data_writers():
     """The data tests' writers of real-format files (MNIST IDX, CIFAR-10 pickles, JPEG trees), reused as is."""
     spec = importlib.util.spec_from_file_location("cnnexp_test_data_writers",

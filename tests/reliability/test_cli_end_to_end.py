@@ -121,17 +121,26 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert all(t.isfinite().all() for t in last["state_dict"].values())
 
 
-@pytest.mark.parametrize("how", ["ckpt_path=last", "resume=true"])
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str) -> None:
-    # same seed, deterministic algorithms and thread count (float sums depend on how work is split across threads)
-    args = [*SMALL, *GUARDS, *LAST_EVERY_EPOCH, WITH_DROPOUT, "trainer.max_epochs=4", "trainer.deterministic=true",
-            "seed=7", "++torch_threads=1"]
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    full = cnnexp(tmp_path / "a", *args)
-    assert full.returncode == 0, full.stderr[-3000:]
+# same seed, deterministic algorithms and thread count (float sums depend on how work is split across threads)
+REPEATABLE = [*SMALL, *GUARDS, *LAST_EVERY_EPOCH, WITH_DROPOUT, "trainer.max_epochs=4", "trainer.deterministic=true",
+              "seed=7", "++torch_threads=1"]
 
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory) -> Path:
+    """The run folder of REPEATABLE trained start to end, once for both ways of resuming."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    full = cnnexp(folder, *REPEATABLE)
+    assert full.returncode == 0, full.stderr[-3000:]
+    (run,) = runs(folder)
+    return run
+
+
+@pytest.mark.parametrize("how", ["ckpt_path=last", "resume=true"])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, uninterrupted_run: Path, how: str) -> None:
     b = tmp_path / "b"
-    proc = start(b, *args, *pause_at(b, 6 * 2 + 3))  # epoch 2, batch 3
+    b.mkdir()
+    proc = start(b, *REPEATABLE, *pause_at(b, 6 * 2 + 3))  # epoch 2, batch 3
     wait_for(b / "paused", proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -139,10 +148,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, how: str)
     (killed,) = runs(b)
     assert load_checkpoint(killed / "checkpoints" / "last.ckpt")["epoch"] == 1
 
-    resumed = cnnexp(b, *args, how)
+    resumed = cnnexp(b, *REPEATABLE, how)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (full_run,), resumed_run = runs(tmp_path / "a"), runs(b)[-1]
-    want, got = metrics(full_run), metrics(resumed_run)
+    resumed_run = runs(b)[-1]
+    want, got = metrics(uninterrupted_run), metrics(resumed_run)
     for key in ("val/loss", "val/acc", "train/loss", "test/acc", "test/loss", "epoch"):
         assert got[key] == want[key], key
     with open(resumed_run / "csv" / "metrics.csv") as f:  # it resumed (epoch 2 onwards), not trained afresh
