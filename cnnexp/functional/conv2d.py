@@ -96,15 +96,21 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
     """`run(path_module, **arguments)` with the implementation planned for this call (the built-in one unless the
     planner measures). `shapes` (without the batch size) and the dtype key the plan."""
     native = grid_direct.usable(*(t for t in operands if t is not None))
-    default = _path(geom, native)
-    if planner.current().mode != "measure":
-        return run(default)
+    plan = planner.current()
+    if plan.mode != "measure":
+        return run(_path(geom, native))
     found = _candidates(direction, geom, native, out_channels)
-    # the candidate set is part of the key: with the kernels off (`kernels.disabled()`) fewer paths compete
-    key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype} native={native}"
-    return planner.run(f"conv2d.{direction}", key,
-                       {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
-                       default=_PATH_NAMES[default])
+    call_key = (direction, geom, shapes, operands[0].dtype, native, torch.get_num_threads())
+    choice = plan.remembered(call_key)
+    if choice is None:
+        # the candidate set is part of the key: with the kernels off (`kernels.disabled()`) fewer paths compete
+        key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype} native={native}"
+        choice = plan.choose(f"conv2d.{direction}", key,
+                             {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
+                             default=_PATH_NAMES[_path(geom, native)]).choice
+        plan.remember(call_key, choice)
+    module, kw = found[choice]
+    return run(module, **kw)
 
 
 # --- cnnexp::conv2d --------------------------------------------------------------------------------------------

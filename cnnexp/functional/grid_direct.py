@@ -8,7 +8,9 @@ blocked im2col and a GEMM, and outputs and gradients are dense channels-last ten
     dL/dW_t     = sum_pixels buf[p + off_t]^T G[n, y, x]  # G: the upstream gradient as it comes (NHWC)
     dL/dx       = the forward applied to G on the grid, with the flipped, transposed kernel (full correlation)
 
-Each direction builds its own grid (the weight gradient rebuilds x's), so any two paths mix freely.
+Each direction builds its own grid (the weight gradient rebuilds x's), so any two paths mix freely. The grids and
+the kernel's weight layout are written by the compiled library too (`kernels.to_grid`, `kernels.tap_weights`), in
+one pass each: with PyTorch ops they took most of a small convolution's time.
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ import torch
 
 from . import kernels
 from .geometry import WindowGeometry
-from .grid_gemm import grad_grid, grid_dims, grid_input, tap_offsets, tap_span
+from .grid_gemm import grid_dims, tap_offsets, tap_span
 from .im2col import empty_channels_last, nhwc_view
 
 
 def usable(*operands: torch.Tensor) -> bool:
     """True when the compiled kernel can run this conv: x, weight (and bias) CPU float32, kernel built."""
     return kernels.usable(*operands)
+
+
+def _x_grid(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+    """x on its padded grid, as `grid_gemm.grid_input` lays it out: `(N*Hs*Ws + span, C_in)` rows."""
+    hs, ws, off = grid_dims(g)
+    rows = x.shape[0] * hs * ws
+    return kernels.to_grid(x, off, max(rows + tap_span(g, ws), off + rows), hs, ws)
 
 
 def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
@@ -36,20 +45,9 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g:
     n, c_out = x.shape[0], weight.shape[0]
     hs, ws, _ = grid_dims(g)
     y = empty_channels_last(x, (n, c_out, *g.out_hw))
-    kernels.direct_conv(grid_input(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
+    kernels.direct_conv(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
                         c_out, bias, out=nhwc_view(y), tile=tile)
     return y
-
-
-def _dense_grad(grad_out: torch.Tensor, channels: int) -> torch.Tensor:
-    """grad_out as a contiguous NHWC tensor with `channels` (>= C_out) columns, zero-padded; no copy when it
-    already is one."""
-    g = nhwc_view(grad_out)  # (N, H_out, W_out, C_out)
-    if g.shape[-1] == channels:
-        return g.contiguous()
-    out = g.new_zeros((*g.shape[:3], channels))
-    out[..., : g.shape[-1]] = g
-    return out
 
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry,
@@ -62,9 +60,10 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, in
     """
     n, c_in = grad_out.shape[0], weight.shape[1]
     hs, ws, off = grid_dims(g)
-    c_pad = kernels.padded_channels(weight.shape[0])
-    gbuf = grad_grid(grad_out, (hs, ws), off, tap_span(g, ws), channels=c_pad)  # (span + rows + off, C_out')
-    w_flip = kernels.tap_weights(weight.flip(2, 3).transpose(0, 1), c_in_rows=c_pad)  # (T, C_out', C_in')
+    span, c_pad = tap_span(g, ws), kernels.padded_channels(weight.shape[0])
+    # as grid_gemm.grad_grid: span zero rows, the gradient on the grid, off zero rows: (span + rows + off, C_out')
+    gbuf = kernels.to_grid(grad_out, span, span + n * hs * ws + off, hs, ws, channels=c_pad)
+    w_flip = kernels.tap_weights(weight, rows=c_pad, flip=True)  # (T, C_out', C_in')
     grad_x = empty_channels_last(grad_out, (n, c_in, *x_hw))
     kernels.direct_conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x),
                         tile=tile)
@@ -79,9 +78,12 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile
         x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
     """
     n, c_in = x.shape[:2]
-    c_out, (kh, kw) = grad_out.shape[1], g.kernel
+    c_out, (kh, kw), (ho, wo) = grad_out.shape[1], g.kernel, g.out_hw
     hs, ws, _ = grid_dims(g)
-    dense = _dense_grad(grad_out, kernels.padded_channels(c_out))  # (N, H_out, W_out, C_out')
-    dw = kernels.direct_weight_grad(grid_input(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
+    c_pad = kernels.padded_channels(c_out)
+    dense = nhwc_view(grad_out)  # (N, H_out, W_out, C_out'): as it comes when it already is one, else copied
+    if c_pad != c_out or not dense.is_contiguous():
+        dense = kernels.to_grid(grad_out, 0, n * ho * wo, ho, wo, channels=c_pad).view(n, ho, wo, c_pad)
+    dw = kernels.direct_weight_grad(_x_grid(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
                                     tile=tile)  # (kH*kW, C_in, C_out')
     return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()

@@ -144,6 +144,10 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cnnexp_grid_conv_weight_grad.argtypes = [ptr, i64, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i32,
                                                  i32]
     lib.cnnexp_grid_conv_weight_grad.restype = i32
+    lib.cnnexp_to_grid.argtypes = [ptr] + [i64] * 8 + [ptr] + [i64] * 5 + [i32]
+    lib.cnnexp_to_grid.restype = None
+    lib.cnnexp_tap_weights.argtypes = [ptr, i64, i64, i64, i64, i32, ptr, i64, i64]
+    lib.cnnexp_tap_weights.restype = None
     lib.cnnexp_max_pool.argtypes = [ptr, ptr] + [i64] * 12 + [i32]
     lib.cnnexp_max_pool.restype = None
     lib.cnnexp_max_pool_backward.argtypes = [ptr, ptr, ptr, ptr] + [i64] * 12 + [i32]
@@ -224,19 +228,41 @@ def padded_channels(c: int) -> int:
 GridShape = tuple[int, int, int, int, int]  # (N, Hs, Ws, H_out, W_out): see native/grid_conv.cpp
 
 
-def tap_weights(weight: torch.Tensor, c_in_rows: int | None = None) -> torch.Tensor:
-    """The kernel's weight layout: `(C_out, C_in, kH, kW)` -> `(kH*kW, C_in', C_out')`, zero-padded.
+def tap_weights(weight: torch.Tensor, rows: int | None = None, flip: bool = False) -> torch.Tensor:
+    """The kernel's weight layout, zero-padded, in one pass (`native/grid_layout.cpp`).
 
-    `C_out'` is C_out rounded up to the vector width; `C_in' = c_in_rows or C_in` (>= C_in: extra input
-    channels that the grid carries, e.g. the padding columns of a gradient buffer, get zero weights).
+    Forward: `(C_out, C_in, kH, kW)` -> `(kH*kW, rows, C_out')`, `out[i*kW + j, c, o] = weight[o, c, i, j]`.
+    `flip` (the input gradient's kernel, flipped and transposed): -> `(kH*kW, rows, C_in')`,
+    `out[i*kW + j, o, c] = weight[o, c, kH-1-i, kW-1-j]`. The last dimension is rounded up to the vector width;
+    `rows` (default C_in, or C_out with `flip`) may be larger: extra input channels that the grid carries, e.g.
+    the padding columns of a gradient buffer, get zero weights.
     """
     c_out, c_in, kh, kw = weight.shape
-    out = weight.new_zeros((kh * kw, c_in_rows or c_in, padded_channels(c_out)))
-    out[:, :c_in, :c_out] = weight.permute(2, 3, 1, 0).reshape(kh * kw, c_in, c_out)
+    rows = rows or (c_out if flip else c_in)
+    cols = padded_channels(c_in if flip else c_out)
+    w = weight.contiguous()
+    out = w.new_empty((kh * kw, rows, cols))
+    library().cnnexp_tap_weights(w.data_ptr(), c_out, c_in, kh, kw, int(flip), out.data_ptr(), rows, cols)
     return out
 
 
-def _offsets(offsets: list[int]) -> torch.Tensor:
+def to_grid(x: torch.Tensor, first: int, rows: int, hs: int, ws: int, channels: int = 0) -> torch.Tensor:
+    """x on the flattened grid of `grid_gemm.grid_dims`, in one pass (`native/grid_layout.cpp`): zero everywhere
+    except pixel `(n, y, x)` at row `first + (n*hs + y)*ws + x`; `channels` (>= C) pads every row with zeros.
+
+    Shape:
+        x: `(N, C, H, W)`, any strides (NCHW, channels_last, expanded) -> `(rows, max(C, channels))`.
+    """
+    n, c, h, w = x.shape
+    cb = max(c, channels)
+    buf = x.new_empty((rows, cb))
+    library().cnnexp_to_grid(x.data_ptr(), n, c, h, w, *x.stride(), buf.data_ptr(), rows, cb, first, hs, ws,
+                             torch.get_num_threads())
+    return buf
+
+
+@functools.lru_cache(maxsize=256)
+def _offsets(offsets: tuple[int, ...]) -> torch.Tensor:
     return torch.tensor(offsets, dtype=torch.int64)
 
 
@@ -274,7 +300,7 @@ def direct_conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: 
     assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
     out = buf.new_empty((n, ho, wo, c_out)) if out is None else out
     assert out.shape == (n, ho, wo, c_out) and out.is_contiguous()
-    offs, w_taps = _offsets(offsets), w_taps.contiguous()
+    offs, w_taps = _offsets(tuple(offsets)), w_taps.contiguous()
     bias = None if bias is None else bias.contiguous()
     used = library().cnnexp_grid_conv(
         buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
@@ -299,7 +325,7 @@ def direct_weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, o
     assert buf.is_contiguous() and grad.is_contiguous() and c_out_p % vec_width() == 0
     assert grad.shape == (n, ho, wo, c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
     dw = buf.new_zeros((len(offsets), buf.shape[1], c_out_p))
-    offs = _offsets(offsets)
+    offs = _offsets(tuple(offsets))
     used = library().cnnexp_grid_conv_weight_grad(
         buf.data_ptr(), buf.shape[1], grad.data_ptr(), c_out_p, offs.data_ptr(), len(offsets), dw.data_ptr(),
         n, hs, ws, ho, wo, torch.get_num_threads(), tile,

@@ -27,7 +27,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,7 @@ class Planner:
         self.budget_s, self.repeats = budget_s, repeats
         self._recorders: list[list[Decision]] = []  # open `recording()` blocks
         self._memo: dict[str, Decision] = {}  # this process's decisions: a hit costs one dict lookup
+        self._remembered: dict[Hashable, str] = {}  # callers' own keys of decisions already made (`remember`)
         self._plans: dict[str, dict[str, Any]] | None = None
 
     def _key(self, op: str, key: str) -> str:
@@ -198,6 +199,16 @@ class Planner:
                 plans[full] = {"choice": choice, "timings_ms": timings}
                 self._save()
         return decision
+
+    def remembered(self, call_key: Hashable) -> str | None:
+        """The choice `remember`ed for `call_key`, or None (also while a `recording()` block wants every decision
+        reported through `choose`). For hot call sites: a tuple the caller already has is cheaper to look up than
+        the string key `choose` needs."""
+        return None if self._recorders else self._remembered.get(call_key)
+
+    def remember(self, call_key: Hashable, choice: str) -> None:
+        """Keep `choice` (what `choose` returned) under the caller's own key, for `remembered`."""
+        self._remembered[call_key] = choice
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[Decision]]:

@@ -233,3 +233,31 @@ def test_every_register_tile_variant_gives_the_built_in_tiles_result(c_out):
                     run(t)
             else:
                 torch.testing.assert_close(run(t), ref, rtol=1e-5, atol=1e-4, msg=f"{which} tile {variants[t]}")
+
+
+@pytest.mark.parametrize("n, c, h, w, c_out, pads", [(2, 3, 7, 9, 5, (1, 1, 1, 1)), (3, 16, 8, 8, 32, (1, 1, 1, 1)),
+                                                     (1, 8, 5, 6, 8, (0, 0, 0, 0)), (2, 17, 6, 5, 20, (2, 2, 1, 1))])
+def test_the_compiled_layouts_equal_the_pytorch_ones(n, c, h, w, c_out, pads):
+    """`kernels.to_grid` and `kernels.tap_weights` (native/grid_layout.cpp) write exactly what grid_gemm's PyTorch
+    grid_input / grad_grid and the permuted, zero-padded weights hold: NCHW, channels_last and expanded (stride 0)
+    inputs, shared padding, channel padding to the vector width, the flipped input-gradient kernel."""
+    from cnnexp.functional.geometry import op_geometry
+    from cnnexp.functional.grid_gemm import grad_grid, grid_dims, grid_input, tap_span
+
+    require_kernels()
+    g = op_geometry((h, w), (3, 3), (1, 1), pads)
+    hs, ws, off = grid_dims(g)
+    span, c_pad = tap_span(g, ws), kernels.padded_channels(c_out)
+    x = torch.randn(n, c, h, w)
+    for images in (x, x.contiguous(memory_format=torch.channels_last)):
+        assert torch.equal(grid_direct._x_grid(images, g), grid_input(images, g))
+    for grad in (torch.randn(n, c_out, *g.out_hw), torch.ones(1, 1, 1, 1).expand(n, c_out, *g.out_hw)):
+        want = grad_grid(grad, (hs, ws), off, span, channels=c_pad)
+        assert torch.equal(kernels.to_grid(grad, span, want.shape[0], hs, ws, channels=c_pad), want)
+    weight = torch.randn(c_out, c, 3, 3)
+    want = weight.new_zeros((9, c, c_pad))
+    want[:, :, :c_out] = weight.permute(2, 3, 1, 0).reshape(9, c, c_out)
+    assert torch.equal(kernels.tap_weights(weight), want)
+    flipped = weight.new_zeros((9, c_pad, kernels.padded_channels(c)))
+    flipped[:, :c_out, :c] = weight.flip(2, 3).permute(2, 3, 0, 1).reshape(9, c_out, c)
+    assert torch.equal(kernels.tap_weights(weight, rows=c_pad, flip=True), flipped)

@@ -110,6 +110,24 @@ def test_recording_collects_every_call_and_a_repeat_is_a_memo_hit(tmp_path, cloc
     assert [d.choice for d in decisions] == ["a", "a"] and clock["calls"] == []
 
 
+def test_a_remembered_choice_is_found_by_its_call_key_except_while_recording(measuring):
+    """The conv's hot path looks its decisions up by a tuple it already has; `python -m cnnexp.plan` still sees
+    every decision (a recording block bypasses the shortcut), and a repeated call is reported as a hit."""
+    import torch
+
+    from cnnexp.functional import conv2d
+
+    x, w = torch.randn(2, 8, 6, 6), torch.randn(8, 8, 3, 3)
+    conv2d(x, w, None, padding="same")
+    (call_key,) = [k for k in measuring._remembered if k[0] == "forward"]
+    (decision,) = [d for d in measuring._memo.values() if d.op == "conv2d.forward"]
+    assert measuring.remembered(call_key) == decision.choice
+    with measuring.recording() as decisions:
+        assert measuring.remembered(call_key) is None
+        conv2d(x, w, None, padding="same")
+    assert [(d.op, d.source) for d in decisions] == [("conv2d.forward", "measured")]  # this process's decision
+
+
 @pytest.fixture
 def measuring(tmp_path):
     """The process's planner measures, with its cache in tmp_path; restored afterwards."""

@@ -1,0 +1,83 @@
+// The layouts the direct convolution (grid_conv.cpp) reads, each written in one pass (CPU, float32).
+//
+// The PyTorch versions (grid_gemm.grid_input, grid_gemm.grad_grid, kernels.tap_weights) take five to ten small
+// tensor operations a call, a few microseconds each, which is most of a small convolution's cost. These are the
+// same layouts:
+//
+// cnnexp_to_grid: a (N, C, H, W) tensor, read through its strides (NCHW and channels-last alike), onto the
+//     flattened grid of grid_gemm.grid_dims: buf (rows, Cb) is zero except pixel (n, y, x), channels [0, C), at
+//     row first + (n*hs + y)*ws + x. The zero rows and columns are the convolution's shared padding, the
+//     zero channels [C, Cb) the vector-width padding of a gradient.
+// cnnexp_tap_weights: a (Co, Ci, kh, kw) weight as the kernel's (T, rows, cols) taps, zero-padded:
+//     out[i*kw + j, c, o] = w[o, c, i, j] (forward), or, with flip, the input gradient's flipped and
+//     transposed kernel out[i*kw + j, o, c] = w[o, c, kh-1-i, kw-1-j].
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+constexpr int64_t PARALLEL_MIN_FLOATS = 1 << 16;  // below this a copy is not worth waking threads for
+
+void zero(float* p, int64_t n) {
+    if (n > 0) std::memset(p, 0, n * sizeof(float));
+}
+
+}  // namespace
+
+extern "C" {
+
+void cnnexp_to_grid(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sn, int64_t sc, int64_t sy,
+                    int64_t sx, float* buf, int64_t rows, int64_t Cb, int64_t first, int64_t hs, int64_t ws,
+                    int threads) {
+    const int64_t lines = N * hs;  // grid lines of ws rows each, image line y < H holds pixels
+    const int64_t end = first + lines * ws;
+    zero(buf, first * Cb);
+    zero(buf + end * Cb, (rows - end) * Cb);
+    const bool dense_pixels = sc == 1;                     // a pixel's channels are adjacent (channels-last)
+    const bool dense_lines = dense_pixels && sx == C && Cb == C;  // and a line's pixels too: one memcpy a line
+    const int nthreads = lines * ws * Cb >= PARALLEL_MIN_FLOATS ? threads : 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t line = 0; line < lines; ++line) {
+        const int64_t n = line / hs, y = line % hs;
+        float* out = buf + (first + line * ws) * Cb;
+        if (y >= H) {
+            zero(out, ws * Cb);
+            continue;
+        }
+        const float* in = x + n * sn + y * sy;
+        if (dense_lines) {
+            std::memcpy(out, in, W * C * sizeof(float));
+        } else {
+            for (int64_t px = 0; px < W; ++px) {
+                const float* p = in + px * sx;
+                float* o = out + px * Cb;
+                if (dense_pixels) {
+                    std::memcpy(o, p, C * sizeof(float));
+                } else {
+                    for (int64_t c = 0; c < C; ++c) o[c] = p[c * sc];
+                }
+                zero(o + C, Cb - C);
+            }
+        }
+        zero(out + W * Cb, (ws - W) * Cb);
+    }
+}
+
+void cnnexp_tap_weights(const float* w, int64_t Co, int64_t Ci, int64_t kh, int64_t kw, int flip, float* out,
+                        int64_t rows, int64_t cols) {
+    const int64_t T = kh * kw;
+    zero(out, T * rows * cols);
+    for (int64_t o = 0; o < Co; ++o)
+        for (int64_t c = 0; c < Ci; ++c)
+            for (int64_t t = 0; t < T; ++t) {
+                const float v = w[(o * Ci + c) * T + t];
+                if (flip) {
+                    out[((T - 1 - t) * rows + o) * cols + c] = v;  // tap (kh-1-i, kw-1-j) is T-1-t
+                } else {
+                    out[(t * rows + c) * cols + o] = v;
+                }
+            }
+}
+
+}  // extern "C"
