@@ -1,6 +1,7 @@
 """cnnexp's compiled CPU kernels (`native/*.cpp`): build, load and switch them, and the ctypes binding of each.
 
 The kernels are plain C++ with no PyTorch headers (`native/grid_conv.cpp`: the direct convolution;
+`native/grid_layout.cpp`: the padded grids and weight layout it reads, `to_grid` and `tap_weights`;
 `native/max_pool.cpp`: max pooling): the first use compiles them (about a second with g++) into one
 library in a cache folder and loads it with ctypes (`library`); tensors' memory is handed over by pointer.
 Autograd only ever sees the Functions around them, whose backward formulas are written by hand.
