@@ -47,6 +47,7 @@ class NanGuard(Callback):
         self.keep_last_good = keep_last_good
         self.last_finite: tuple[float, int, int] | None = None  # (loss, global step, epoch)
         self._step = 0  # the global step when the current batch started (the optimizer step its loss belongs to)
+        self._finite_weights_at: int | None = None  # the global step whose saved weights were all finite
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._step = trainer.global_step
@@ -64,8 +65,8 @@ class NanGuard(Callback):
         raise TrainingError(self._message(trainer, value, batch_idx))
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        if not self.keep_last_good:
-            return
+        if not self.keep_last_good or trainer.global_step == self._finite_weights_at:
+            return  # the weights change only in optimizer steps: the best and the last checkpoint share one check
         bad = nonfinite_tensors(checkpoint.get("state_dict", {}))
         if bad:
             raise TrainingError(
@@ -73,6 +74,7 @@ class NanGuard(Callback):
                 f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold NaN/inf. Not saving them, so the last "
                 f"good checkpoint stays. {self._fix(trainer)}"
             )
+        self._finite_weights_at = trainer.global_step
 
     def _message(self, trainer: Any, value: float, batch_idx: int) -> str:
         where = f"global step {self._step} (epoch {trainer.current_epoch}, batch {batch_idx})"
