@@ -222,17 +222,27 @@ static bool tile_fits(const int (*table)[3], int t, int64_t vecs, bool rows3) {
 }
 
 // The built-in choice (no planning): register tiles of R*V accumulators (+ KW*V weight vectors + 1 broadcast)
-// <= 32 registers. Kernel rows of three taps pay for 1 and 2 vectors (they cut the broadcasts per multiply-add
-// by 3); with 4 vectors the 12 weight registers would leave room for only 4 rows.
+// that fit the vector registers: 32 with AVX-512, 16 with AVX2 (VEC == 8), where the AVX-512 tiles spill
+// accumulators to the stack in the inner loop (scripts/tile_mca.py shows it). Kernel rows of three taps pay for
+// 1 and 2 vectors (they cut the broadcasts per multiply-add by 3); with 4 vectors the 12 weight registers would
+// leave room for only 4 rows.
 static int default_conv_tile(int64_t vecs, bool rows3) {
-    if (vecs % 4 == 0) return 0;           // 6, 4, 1
-    if (vecs % 2 == 0) return rows3 ? 2 : 4;  // 12, 2, 3 | 12, 2, 1
-    return rows3 ? 6 : 8;                  // 24, 1, 3 | 24, 1, 1
+    if (VEC == 8) {                            // 16 registers
+        if (vecs % 2 == 0) return 5;           // 6, 2, 1
+        return rows3 ? 7 : 9;                  // 12, 1, 3 | 8, 1, 1
+    }
+    if (vecs % 4 == 0) return 0;               // 6, 4, 1
+    if (vecs % 2 == 0) return rows3 ? 2 : 4;   // 12, 2, 3 | 12, 2, 1
+    return rows3 ? 6 : 8;                      // 24, 1, 3 | 24, 1, 1
 }
 
 // RC channels x V vectors per weight-gradient tile. With one output vector, kernel rows of three (KW = 3: 3*RC
 // accumulators and a 3-vector window) cut the loads per multiply-add from 1 + 1/RC to 1/3 + 1/(3*RC).
 static int default_dw_tile(int64_t vecs, bool rows3) {
+    if (VEC == 8) {                                  // 16 registers: at most 12 accumulators
+        if (vecs % 2 == 0) return 3;                 // 6, 2, 1
+        return rows3 ? 5 : 7;                        // 4, 1, 3 | 12, 1, 1
+    }
     if (vecs % 4 == 0) return 0;  // 6, 4, 1
     if (vecs % 2 == 0) return 2;  // 12, 2, 1
     return rows3 ? 4 : 6;         // 8, 1, 3 | 24, 1, 1
