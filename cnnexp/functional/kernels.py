@@ -255,6 +255,7 @@ def to_grid(x: torch.Tensor, first: int, rows: int, hs: int, ws: int, channels: 
         x: `(N, C, H, W)`, any strides (NCHW, channels_last, expanded) -> `(rows, max(C, channels))`.
     """
     n, c, h, w = x.shape
+    assert hs >= h and ws >= w and rows >= first + n * hs * ws, "to_grid: the grid does not hold x"  # no overflow
     cb = max(c, channels)
     buf = x.new_empty((rows, cb))
     library().cnnexp_to_grid(x.data_ptr(), n, c, h, w, *x.stride(), buf.data_ptr(), rows, cb, first, hs, ws,
