@@ -240,6 +240,7 @@ def tap_weights(weight: torch.Tensor, rows: int | None = None, flip: bool = Fals
     """
     c_out, c_in, kh, kw = weight.shape
     rows = rows or (c_out if flip else c_in)
+    assert rows >= (c_out if flip else c_in), "tap_weights: fewer rows than the weight's channels"  # no overflow
     cols = padded_channels(c_in if flip else c_out)
     w = weight.contiguous()
     out = w.new_empty((kh * kw, rows, cols))
