@@ -19,7 +19,7 @@ import torch
 
 from . import kernels
 from .geometry import WindowGeometry
-from .grid_gemm import grid_dims, tap_offsets, tap_span
+from .grid_gemm import grid_dims, grid_input_rows, tap_offsets, tap_span
 from .im2col import empty_channels_last, nhwc_view
 
 
@@ -31,8 +31,7 @@ def usable(*operands: torch.Tensor) -> bool:
 def _x_grid(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     """x on its padded grid, as `grid_gemm.grid_input` lays it out: `(N*Hs*Ws + span, C_in)` rows."""
     hs, ws, off = grid_dims(g)
-    rows = x.shape[0] * hs * ws
-    return kernels.to_grid(x, off, max(rows + tap_span(g, ws), off + rows), hs, ws)
+    return kernels.to_grid(x, off, grid_input_rows(g, x.shape[0]), hs, ws)
 
 
 def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,

@@ -119,12 +119,20 @@ def _blocked_conv(
     return out
 
 
+def grid_input_rows(g: WindowGeometry, n: int) -> int:
+    """Rows of `grid_input`'s buffer for n images: the grid, then room for the last window's taps (and for the
+    `off` leading zero rows before the first pixel)."""
+    hs, ws, off = grid_dims(g)
+    rows = n * hs * ws
+    return max(rows + tap_span(g, ws), off + rows)
+
+
 def grid_input(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     """x on the shared-padding grid (`grid_dims`), NHWC: `(N*Hs*Ws + span, C)` rows, zero off the pixels."""
     n, c, h, w = x.shape
     hs, ws, off = grid_dims(g)
     rows = n * hs * ws
-    buf = x.new_empty((max(rows + tap_span(g, ws), off + rows), c))
+    buf = x.new_empty((grid_input_rows(g, n), c))
     buf[:off].zero_()
     buf[off + rows :].zero_()
     pad_nhwc(x, (0, hs - h, 0, ws - w), out=buf[off : off + rows].view(n, hs, ws, c))

@@ -1,8 +1,8 @@
 // The layouts the direct convolution (grid_conv.cpp) reads, each written in one pass (CPU, float32).
 //
-// The PyTorch versions (grid_gemm.grid_input, grid_gemm.grad_grid, kernels.tap_weights) take five to ten small
-// tensor operations a call, a few microseconds each, which is most of a small convolution's cost. These are the
-// same layouts:
+// The PyTorch versions (grid_gemm.grid_input, grid_gemm.grad_grid, a permute into zero-padded taps) take five to
+// ten small tensor operations a call, a few microseconds each, which is most of a small convolution's cost. These
+// are the same layouts:
 //
 // cnnexp_to_grid: a (N, C, H, W) tensor, read through its strides (NCHW and channels-last alike), onto the
 //     flattened grid of grid_gemm.grid_dims: buf (rows, Cb) is zero except pixel (n, y, x), channels [0, C), at
@@ -11,7 +11,6 @@
 // cnnexp_tap_weights: a (Co, Ci, kh, kw) weight as the kernel's (T, rows, cols) taps, zero-padded:
 //     out[i*kw + j, c, o] = w[o, c, i, j] (forward), or, with flip, the input gradient's flipped and
 //     transposed kernel out[i*kw + j, o, c] = w[o, c, kh-1-i, kw-1-j].
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
