@@ -94,17 +94,20 @@ def _candidates(direction: str, geom: WindowGeometry, native: bool,
 def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tuple, operands: tuple,
              run: Callable[..., torch.Tensor]) -> torch.Tensor:
     """`run(path_module, **arguments)` with the implementation planned for this call (the built-in one unless the
-    planner measures). `shapes` (without the batch size) and the dtype key the plan."""
+    planner measures). `shapes` (without the batch size), the batch size's bucket (`planner.batch_bucket` of the
+    first operand's batch) and the dtype key the plan."""
     native = grid_direct.usable(*(t for t in operands if t is not None))
     plan = planner.current()
     if plan.mode != "measure":
         return run(_path(geom, native))
     found = _candidates(direction, geom, native, out_channels)
-    call_key = (direction, geom, shapes, operands[0].dtype, native, torch.get_num_threads())
+    batch = planner.batch_bucket(operands[0].shape[0])
+    call_key = (direction, geom, shapes, batch, operands[0].dtype, native, torch.get_num_threads())
     choice = plan.remembered(call_key)
     if choice is None:
         # the candidate set is part of the key: with the kernels off (`kernels.disabled()`) fewer paths compete
-        key = f"{shapes} stride={geom.stride} pads={geom.pads} dil={geom.dilation} {operands[0].dtype} native={native}"
+        key = (f"{shapes} batch<={batch} stride={geom.stride} pads={geom.pads} dil={geom.dilation} "
+               f"{operands[0].dtype} native={native}")
         choice = plan.choose(f"conv2d.{direction}", key,
                              {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
                              default=_PATH_NAMES[_path(geom, native)]).choice

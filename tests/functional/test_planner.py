@@ -100,6 +100,28 @@ def test_the_thread_count_is_part_of_the_key(tmp_path, clock):
     assert (decision.choice, decision.source) == ("b", "measured")
 
 
+def test_a_default_slowed_once_gets_a_second_look_before_it_is_retired(tmp_path, clock):
+    """Other work on the machine during the built-in choice's runs (here: its first three runs cost 10x) must not
+    retire it: the winner and the default are timed head to head again, and the fastest run of each counts."""
+    runs = {"default": 0}
+
+    def default():
+        runs["default"] += 1
+        clock["now"] += 0.010 if runs["default"] <= 4 else 0.001  # warm-up and three timed runs under a burst
+
+    cands = {"default": default, **candidates(clock, other=0.002)}
+    decision = Planner(tmp_path / "p.json", SIG).choose("op", "k", cands, "default")
+    assert decision.choice == "default" and decision.timings_ms == pytest.approx({"default": 1.0, "other": 2.0})
+    steady = Planner(tmp_path / "q.json", SIG).choose("op", "k", candidates(clock, default=0.003, other=0.002),
+                                                       "default")
+    assert steady.choice == "other"  # a real difference survives the second look
+
+
+def test_batch_buckets_are_powers_of_two_rounding_up():
+    assert [planner_mod.batch_bucket(n) for n in (0, 1, 2, 3, 4, 5, 100, 128, 129)] == [1, 1, 2, 4, 4, 8, 128, 128,
+                                                                                         256]
+
+
 def test_recording_collects_every_call_and_a_repeat_is_a_memo_hit(tmp_path, clock):
     planner = Planner(tmp_path / "p.json", SIG)
     with planner.recording() as decisions:
@@ -160,6 +182,23 @@ def test_planned_conv_is_correct_whatever_it_chose_and_plans_each_direction(meas
     for d in decisions:
         assert d.source == "measured" and d.choice in d.timings_ms and "im2col" in d.timings_ms
         assert ("grid_gemm" in d.timings_ms) == (stride == 1)  # the grid paths only run stride 1
+
+
+def test_a_batch_of_one_and_a_full_batch_are_planned_apart(measuring):
+    """Lightning's model summary runs a batch of one before training: its decision must not be the one a batch of 64
+    uses (per-call costs decide at 1, arithmetic at 64); a last batch of 40 shares the bucket of 64."""
+    import torch
+
+    from cnnexp.functional import conv2d, max_pool2d
+
+    w = torch.randn(8, 4, 3, 3)
+    with measuring.recording() as decisions:
+        for batch in (1, 64, 40):
+            max_pool2d(conv2d(torch.randn(batch, 4, 6, 6), w, padding="same"), 2)
+    assert [d.op for d in decisions] == ["conv2d.forward", "max_pool2d.forward"] * 3
+    assert "batch<=1 " in decisions[0].key and "batch<=64 " in decisions[2].key
+    assert decisions[0] is not decisions[2] and decisions[1] is not decisions[3]  # planned apart
+    assert decisions[4] is decisions[2] and decisions[5] is decisions[3]  # 40 is a memo hit on 64's decision
 
 
 def test_plan_command_prints_a_choice_per_conv_direction(measuring, capsys):
