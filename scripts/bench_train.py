@@ -12,8 +12,9 @@ channels_last weights and activations), three ways of training, interleaved roun
 
 Images per second count training images after the first (warm-up) epoch; validation runs on `--eval` images per
 epoch and is not counted as training time in `bare`, but is in the other two (it is part of a real epoch). An epoch
-has `--batches` batches (48): the epoch-end work (validation, checkpoint, pictures) weighs on a step as much as in
-a real run only when the epoch is about as long as a real one.
+is as long as the real data set's of that shape (the lecture's flowers: 92 batches of 32 at 180x180; CIFAR-10: 352
+batches of 128 at 32x32), because the epoch-end work (validation, checkpoints, pictures) weighs on a step as much as
+in a real run only when the epoch is as long as a real one; `--batches N` sets one length for every shape.
 Freed memory is retained (`cnnexp.cpu_memory`, as `python -m cnnexp` does) for every implementation alike;
 `--system-malloc` keeps glibc's defaults.
 Keras/TensorFlow (`model.fit` on the same images, the lecture's own system) runs in a subprocess when tensorflow
@@ -41,6 +42,7 @@ from cnnexp.bench_results import add_memory_flag, apply_memory_flag, memory_note
 from cnnexp.provenance import cpu_model
 
 SHAPES = {"180x180 b32": (180, 32), "32x32 b128": (32, 128)}  # name -> (image side, batch size)
+EPOCH_BATCHES = {"180x180 b32": 92, "32x32 b128": 352}  # flowers' 2,936 training images; CIFAR-10's 45,000
 QUICK_SHAPES = {"40x40 b8": (40, 8)}
 IMPLS = ("custom", "torch", "torch_cl")
 MODES = ("bare", "lightning", "default")
@@ -160,15 +162,15 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
-side, batch, n_train, epochs, threads = map(int, sys.argv[1:6])
+side, batch, n_train, n_eval, epochs, threads = map(int, sys.argv[1:7])
 if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 from tensorflow import keras
 from tensorflow.keras import layers
 rng = np.random.default_rng(42)
-x = rng.integers(0, 256, (n_train, side, side, 3), dtype=np.uint8).astype("float32")
-y = rng.integers(0, 5, n_train)
+x = rng.integers(0, 256, (n_train + n_eval, side, side, 3), dtype=np.uint8).astype("float32")
+y = rng.integers(0, 5, n_train + n_eval)
 model = keras.Sequential([keras.Input((side, side, 3)), layers.Rescaling(1.0 / 255),
     layers.Conv2D(16, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
     layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
@@ -182,7 +184,8 @@ class Clock(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.rate = n_train * (epochs - 1) / (time.perf_counter() - self.start)
 clock = Clock()
-model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True, callbacks=[clock])
+model.fit(x[:n_train], y[:n_train], batch_size=batch, epochs=epochs, verbose=0, shuffle=True, callbacks=[clock],
+          validation_data=(x[n_train:], y[n_train:]))
 print(json.dumps({"images_per_s": clock.rate, "tensorflow": tf.__version__}))
 """
 
@@ -201,9 +204,12 @@ def keras_available(tf_path: str | None) -> bool:
     return subprocess.run([sys.executable, "-c", probe], env=keras_env(tf_path)).returncode == 0
 
 
-def time_keras(side: int, batch: int, n_train: int, epochs: int, threads: int,
+def time_keras(side: int, batch: int, n_train: int, n_eval: int, epochs: int, threads: int,
                tf_path: str | None) -> tuple[float, str]:
-    cmd = [sys.executable, "-c", KERAS_WORKER, str(side), str(batch), str(n_train), str(epochs), str(threads)]
+    """Training images per second of Keras's `model.fit` with `validation_data` of `n_eval` images, as cnnexp's
+    Lightning paths validate each epoch (TensorFlow version too)."""
+    cmd = [sys.executable, "-c", KERAS_WORKER, str(side), str(batch), str(n_train), str(n_eval), str(epochs),
+           str(threads)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=keras_env(tf_path))
     out = json.loads(res.stdout.strip().splitlines()[-1])
     return out["images_per_s"], out["tensorflow"]
@@ -237,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats per measurement (median)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first one is warm-up")
-    p.add_argument("--batches", type=int, default=48,
-                   help="training batches per epoch (real epochs are longer: flowers 92 at b32, CIFAR-10 352 at b128)")
+    p.add_argument("--batches", type=int, default=None,
+                   help="training batches per epoch (default: the real data set's, flowers 92 at 180x180 b32, "
+                        "CIFAR-10 352 at 32x32 b128; 48 with --quick)")
     p.add_argument("--eval", type=int, default=None, help="validation images per epoch (default: one batch)")
     p.add_argument("--impls", default=",".join(IMPLS), help="comma list of custom, torch, torch_cl")
     p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, lightning, default")
@@ -263,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     tf_version = None
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         for shape, (side, batch) in shapes.items():
-            n_train, n_eval = batch * args.batches, args.eval or batch
+            batches = args.batches or EPOCH_BATCHES.get(shape, 48)
+            n_train, n_eval = batch * batches, args.eval or batch
             for rep in range(repeats):
                 for impl in impls:
                     for mode in modes:
@@ -274,8 +282,8 @@ def main(argv: list[str] | None = None) -> None:
                         samples.setdefault((shape, impl, mode), []).append(rate)
                         print(f"  {shape} {impl:<8} {mode:<9} {rate:8.1f} img/s", flush=True)
                 if run_keras:
-                    rate, tf_version = time_keras(side, batch, n_train, args.epochs, torch.get_num_threads(),
-                                                 args.tf_path)
+                    rate, tf_version = time_keras(side, batch, n_train, n_eval, args.epochs,
+                                                 torch.get_num_threads(), args.tf_path)
                     samples.setdefault((shape, "keras", "fit"), []).append(rate)
                     print(f"  {shape} keras/tf fit       {rate:8.1f} img/s", flush=True)
     rows = [{"shape": s, "impl": i, "mode": m, "images_per_s": statistics.median(v), "samples": v}
@@ -289,7 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, shapes))
     meta = {"cpu": cpu, "threads": torch.get_num_threads(), "retain_freed_memory": retained, "torch": torch.__version__,
             "python": platform.python_version(), "tensorflow": tf_version, "repeats": repeats,
-            "epochs": args.epochs, "batches": args.batches, "argv": sys.argv[1:] if argv is None else argv,
+            "epochs": args.epochs, "batches": {shape: args.batches or EPOCH_BATCHES.get(shape, 48) for shape in shapes},
+            "argv": sys.argv[1:] if argv is None else argv,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
     write_results(args.out, meta, rows)
 
