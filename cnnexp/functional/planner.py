@@ -80,7 +80,7 @@ def machine_signature(build_id: str = "") -> dict[str, str]:
 def batch_bucket(batch: int) -> int:
     """The batch sizes that share a decision: `batch` rounded up to a power of two (1, 2, 4, ..., 128, 256, ...).
 
-    A choice timed on a batch of one (Lightning's model summary runs `example_input_array` before training) weighs
+    A choice timed on a batch of one (the TensorBoard graph traces `example_input_array` before training) weighs
     per-call costs that a batch of 128 amortizes, so the two are planned apart; a last, smaller batch usually shares
     its full batch's bucket, so planning stays bounded (a few buckets per layer)."""
     return 1 << max(0, int(batch) - 1).bit_length()

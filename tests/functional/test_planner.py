@@ -185,7 +185,7 @@ def test_planned_conv_is_correct_whatever_it_chose_and_plans_each_direction(meas
 
 
 def test_a_batch_of_one_and_a_full_batch_are_planned_apart(measuring):
-    """Lightning's model summary runs a batch of one before training: its decision must not be the one a batch of 64
+    """The TensorBoard graph traces a batch of one before training: its decision must not be the one a batch of 64
     uses (per-call costs decide at 1, arithmetic at 64); a last batch of 40 shares the bucket of 64."""
     import torch
 
