@@ -42,5 +42,5 @@ class RandomImagesDataModule(BaseDataModule):
         sizes = (self.num_train, self.num_eval, self.num_eval)
         images = torch.randint(0, 256, (sum(sizes), *self.input_shape), generator=gen, dtype=torch.uint8)
         labels = torch.randint(0, self.num_classes, (sum(sizes),), generator=gen)
-        parts = torch.split(torch.arange(sum(sizes)), sizes)
-        return tuple(ImageTensorDataset(images[idx], labels[idx]) for idx in parts)  # type: ignore[return-value]
+        parts = zip(images.split(sizes), labels.split(sizes))  # views of one tensor each: nothing is copied
+        return tuple(ImageTensorDataset(x, y) for x, y in parts)  # type: ignore[return-value]
