@@ -4,7 +4,8 @@ implementations of an operation on its real shape once per machine, keep the fas
 A decision is keyed by the operation (e.g. `conv2d.forward`), the call's geometry (shapes, stride, padding,
 dtype), its batch size rounded up to a power of two (`batch_bucket`) and the thread count; the cache file also
 records a signature of the machine and the build (CPU model and flags, torch version, the compiled kernels' build
-id), and a file written under another signature is stale: every decision in it is planned again. A corrupt file gives one warning and is replaced.
+id), and a file written under another signature is stale: every decision in it is planned again. A corrupt file
+gives one warning and is replaced.
 
 Modes (`CNNEXP_PLAN` or `set_mode`):
     measure   time the candidates the first time a key is seen (a bounded cost: `BUDGET_S` per decision);
