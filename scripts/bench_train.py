@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     retained = apply_memory_flag(args)
     shapes = QUICK_SHAPES if args.quick else {k: SHAPES[k] for k in args.shapes.split(",") if k}
     repeats = args.repeats or (1 if args.quick else 3)
+    epoch_batches = {shape: args.batches or EPOCH_BATCHES.get(shape, 48) for shape in shapes}
     impls = [k for k in args.impls.split(",") if k]
     modes = [m for m in args.modes.split(",") if m]
     run_keras = not args.no_keras and keras_available(args.tf_path)
@@ -270,8 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     tf_version = None
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         for shape, (side, batch) in shapes.items():
-            batches = args.batches or EPOCH_BATCHES.get(shape, 48)
-            n_train, n_eval = batch * batches, args.eval or batch
+            n_train, n_eval = batch * epoch_batches[shape], args.eval or batch
             for rep in range(repeats):
                 for impl in impls:
                     for mode in modes:
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, shapes))
     meta = {"cpu": cpu, "threads": torch.get_num_threads(), "retain_freed_memory": retained, "torch": torch.__version__,
             "python": platform.python_version(), "tensorflow": tf_version, "repeats": repeats,
-            "epochs": args.epochs, "batches": {shape: args.batches or EPOCH_BATCHES.get(shape, 48) for shape in shapes},
+            "epochs": args.epochs, "batches": epoch_batches,
             "argv": sys.argv[1:] if argv is None else argv,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
     write_results(args.out, meta, rows)

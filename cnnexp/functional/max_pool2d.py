@@ -112,8 +112,8 @@ def _geometry(x: torch.Tensor, kernel, stride, pads) -> WindowGeometry:
 
 
 def _plan_key(x: torch.Tensor, geom: WindowGeometry) -> str:
-    return (f"{tuple(x.shape[1:])} batch<={planner.batch_bucket(x.shape[0])} kernel={geom.kernel} stride={geom.stride} "
-            f"pads={geom.pads} {x.dtype}")
+    return (f"{tuple(x.shape[1:])} batch<={planner.batch_bucket(x.shape[0])} kernel={geom.kernel} "
+            f"stride={geom.stride} pads={geom.pads} {x.dtype}")
 
 
 def _pool_cpu(x, kernel, stride, pads) -> torch.Tensor:
