@@ -19,7 +19,9 @@ Freed memory is retained (`cnnexp.cpu_memory`, as `python -m cnnexp` does) for e
 `--system-malloc` keeps glibc's defaults.
 Keras/TensorFlow (`model.fit` on the same images, the lecture's own system) runs in a subprocess when tensorflow
 is importable (the `bench` extra: `pip install -e '.[bench]'`); without it the script says so and skips.
-Prints a table of images/s and ratios (custom / native, framework overhead = 1 - lightning / bare) and writes JSON.
+Prints a table of images/s and ratios (custom / native; framework overhead between runs, 1 - lightning / bare, and
+in the run: each run also times its bare step's work (forward, backward, update; `StepTimer`) against its wall
+time, and the in-run overhead is the bare loop's share over the mode's, less one) and writes JSON.
 
     python scripts/bench_train.py                # both shapes (a few minutes on 2 cores)
     python scripts/bench_train.py --quick        # smoke run
@@ -88,8 +90,69 @@ def build(cfg, impl: str):
     return datamodule, model
 
 
-def time_bare(cfg, impl: str, epochs: int) -> float:
-    """Training images per second of a plain loop over the training set's batches (held in memory)."""
+class StepTimer:
+    """Seconds a run spends on the bare step's own work: the network's forward in training mode, the backward and
+    the optimizer's update (`seconds`), counted only while `counting`. Read in the same run as its wall time, so
+    that `wall / seconds - 1` is the run's overhead over its bare step whatever the machine's speed does meanwhile
+    (between runs, this machine's speed drifts by tens of percent). The loss, `zero_grad` and the metrics update are
+    not counted, so the overhead includes them (a bare loop measures its own floor this way)."""
+
+    def __init__(self, model) -> None:
+        self.seconds, self.counting, self._t0 = 0.0, False, 0.0
+        model.net.register_forward_pre_hook(self._forward_start)
+        model.net.register_forward_hook(self._forward_end)
+        self._wrap_backward(model)
+        self._wrap_optimizer_step(model)
+
+    def _forward_start(self, net, args) -> None:
+        self._t0 = time.perf_counter()
+
+    def _forward_end(self, net, args, out) -> None:
+        if self.counting and net.training:
+            self.seconds += time.perf_counter() - self._t0
+
+    def timed(self, fn, *args, **kwargs):
+        """fn(*args, **kwargs), its time counted."""
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if self.counting:
+                self.seconds += time.perf_counter() - t0
+
+    def _wrap_backward(self, model) -> None:
+        backward = model.backward
+        model.backward = lambda *args, **kwargs: self.timed(backward, *args, **kwargs)
+
+    def _wrap_optimizer_step(self, model) -> None:
+        """The LightningModule hook runs `optimizer.step(closure)`, the closure being the training step and the
+        backward (counted apart): the update is the hook's time less the closure's."""
+        optimizer_step = model.optimizer_step
+
+        def timed_step(epoch, batch_idx, optimizer, optimizer_closure=None):
+            closure_s = 0.0
+
+            def closure():
+                nonlocal closure_s
+                t0 = time.perf_counter()
+                try:
+                    return optimizer_closure()
+                finally:
+                    closure_s += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            try:
+                return optimizer_step(epoch, batch_idx, optimizer, closure)
+            finally:
+                if self.counting:
+                    self.seconds += time.perf_counter() - t0 - closure_s
+
+        model.optimizer_step = timed_step
+
+
+def time_bare(cfg, impl: str, epochs: int) -> tuple[float, float]:
+    """(training images per second, the step's work share) of a plain loop over the training set's batches (held
+    in memory)."""
     import torch
     import torch.nn.functional as F
 
@@ -100,27 +163,30 @@ def time_bare(cfg, impl: str, epochs: int) -> float:
         batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
     optimizer = model.configure_optimizers()["optimizer"]
     net = model.net.train()
+    timer = StepTimer(model)
     start, images = 0.0, 0
     for epoch in range(epochs):
         if epoch == 1:
-            start, images = time.perf_counter(), 0
+            start, images, timer.counting = time.perf_counter(), 0, True
         for x, y in batches:
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x), y).backward()
-            optimizer.step()
+            loss = F.cross_entropy(net(x), y)
+            timer.timed(loss.backward)
+            timer.timed(optimizer.step)
             images += x.shape[0]
-    return images / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return images / wall, timer.seconds / wall
 
 
 class EpochClock:
     """A Lightning callback: training images per second from the end of the first epoch to the end of fit."""
 
-    def __new__(cls, *args, **kwargs):  # defined lazily so that --help does not import lightning
+    def __new__(cls, timer: StepTimer):  # defined lazily so that --help does not import lightning
         from lightning.pytorch.callbacks import Callback
 
         class _Clock(Callback):
             def __init__(self) -> None:
-                self.start, self.images = 0.0, 0
+                self.start, self.images, self.timer = 0.0, 0, timer
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
                 if trainer.current_epoch >= 1:
@@ -129,22 +195,25 @@ class EpochClock:
             def on_train_epoch_end(self, trainer, pl_module) -> None:
                 if trainer.current_epoch == 0:
                     self.start = time.perf_counter()
+                    self.timer.counting = True
 
             def on_train_end(self, trainer, pl_module) -> None:
-                self.images_per_s = self.images / (time.perf_counter() - self.start)
+                wall = time.perf_counter() - self.start
+                self.images_per_s, self.step_share = self.images / wall, self.timer.seconds / wall
 
         return _Clock()
 
 
-def time_lightning(cfg, impl: str, epochs: int, with_defaults: bool) -> float:
-    """Training images per second through `Trainer.fit` (validation included in the time, as in a real epoch)."""
+def time_lightning(cfg, impl: str, epochs: int, with_defaults: bool) -> tuple[float, float]:
+    """(training images per second, the step's work share) through `Trainer.fit` (validation included in the
+    time, as in a real epoch)."""
     from hydra.utils import instantiate
 
     from cnnexp.train import instantiate_dict, quiet_library_output
 
     quiet_library_output()
     datamodule, model = build(cfg, impl)
-    clock = EpochClock()
+    clock = EpochClock(StepTimer(model))
     callbacks = [clock] + (instantiate_dict(cfg.callbacks) if with_defaults else [])
     loggers = instantiate_dict(cfg.logger) if with_defaults else []
     extra = {} if with_defaults else {"enable_checkpointing": False, "enable_progress_bar": False}
@@ -153,7 +222,7 @@ def time_lightning(cfg, impl: str, epochs: int, with_defaults: bool) -> float:
     trainer.fit(model, datamodule=datamodule)
     for logger in loggers:
         logger.finalize("success")
-    return clock.images_per_s
+    return clock.images_per_s, clock.step_share
 
 
 KERAS_WORKER = r"""
@@ -216,21 +285,28 @@ def time_keras(side: int, batch: int, n_train: int, n_eval: int, epochs: int, th
 
 
 def table(rows: list[dict], shapes: dict) -> str:
+    """Images/s per mode; overhead between runs (1 - rate / bare rate) and in the run (the bare loop's step-work
+    share / the mode's - 1: both read within one run, so the machine's drift between runs cancels); custom / native
+    and custom / Keras of the default path."""
     lines = [f"{'shape':<12} {'impl':<9} {'bare img/s':>10} {'lightning':>10} {'default':>10} "
-             f"{'overhead L':>10} {'overhead D':>10} {'custom/torch':>12} {'custom/torch_cl':>15} {'vs keras':>9}"]
+             f"{'overhead L':>10} {'overhead D':>10} {'in-run L':>8} {'in-run D':>8} {'custom/torch':>12} "
+             f"{'custom/torch_cl':>15} {'vs keras':>9}"]
     for shape in shapes:
         med = {(r["impl"], r["mode"]): r["images_per_s"] for r in rows if r["shape"] == shape}
+        share = {(r["impl"], r["mode"]): r["step_share"] for r in rows if r["shape"] == shape and "step_share" in r}
         keras = med.get(("keras", "fit"))
         for impl in IMPLS:
             if (impl, "bare") not in med:
                 continue
             bare, lit, default = (med.get((impl, m), float("nan")) for m in MODES)
+            in_run = lambda mode: (f"{share[(impl, 'bare')] / share[(impl, mode)] - 1:8.0%}"
+                                   if (impl, mode) in share else f"{'':8}")
             ratio = lambda ref: (f"{default / med[(ref, 'default')]:.2f}"
                                  if impl == "custom" and (ref, "default") in med else "")
             vs_keras = f"{default / keras:.2f}" if keras else ""
             lines.append(f"{shape:<12} {impl:<9} {bare:10.0f} {lit:10.0f} {default:10.0f} "
-                         f"{1 - lit / bare:10.0%} {1 - default / bare:10.0%} {ratio('torch'):>12} "
-                         f"{ratio('torch_cl'):>15} {vs_keras:>9}")
+                         f"{1 - lit / bare:10.0%} {1 - default / bare:10.0%} {in_run('lightning')} "
+                         f"{in_run('default')} {ratio('torch'):>12} {ratio('torch_cl'):>15} {vs_keras:>9}")
         if keras:
             lines.append(f"{shape:<12} {'keras/tf':<9} {'':>10} {'':>10} {keras:10.0f}   (model.fit)")
     return "\n".join(lines)
@@ -268,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     run_keras = not args.no_keras and keras_available(args.tf_path)
     load_before = os.getloadavg()
     samples: dict[tuple[str, str, str], list[float]] = {}
+    shares: dict[tuple[str, str, str], list[float]] = {}
     tf_version = None
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         for shape, (side, batch) in shapes.items():
@@ -277,16 +354,20 @@ def main(argv: list[str] | None = None) -> None:
                     for mode in modes:
                         out_dir = Path(tmp) / f"{impl}-{mode}-{rep}" / "run"
                         cfg = compose(side, batch, impl, n_train, n_eval, out_dir)
-                        rate = (time_bare(cfg, impl, args.epochs) if mode == "bare"
-                                else time_lightning(cfg, impl, args.epochs, with_defaults=mode == "default"))
+                        rate, share = (time_bare(cfg, impl, args.epochs) if mode == "bare"
+                                       else time_lightning(cfg, impl, args.epochs, with_defaults=mode == "default"))
                         samples.setdefault((shape, impl, mode), []).append(rate)
-                        print(f"  {shape} {impl:<8} {mode:<9} {rate:8.1f} img/s", flush=True)
+                        shares.setdefault((shape, impl, mode), []).append(share)
+                        print(f"  {shape} {impl:<8} {mode:<9} {rate:8.1f} img/s, step work {share:.1%} of the "
+                              f"time", flush=True)
                 if run_keras:
                     rate, tf_version = time_keras(side, batch, n_train, n_eval, args.epochs,
                                                  torch.get_num_threads(), args.tf_path)
                     samples.setdefault((shape, "keras", "fit"), []).append(rate)
                     print(f"  {shape} keras/tf fit       {rate:8.1f} img/s", flush=True)
     rows = [{"shape": s, "impl": i, "mode": m, "images_per_s": statistics.median(v), "samples": v}
+            | ({"step_share": statistics.median(shares[s, i, m]), "step_share_samples": shares[s, i, m]}
+               if (s, i, m) in shares else {})
             for (s, i, m), v in samples.items()]
     cpu = cpu_model()
     print(f"\nCPU {cpu}, threads {torch.get_num_threads()}, {memory_note(retained)}, "
