@@ -19,6 +19,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from cnnexp.lit.batched_updates import BatchedUpdates
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 StepOutput = dict[str, torch.Tensor]  # {"loss": (), "logits": (N, K) detached, "targets": (N,)}
@@ -90,6 +92,7 @@ class ImageClassifier(L.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_loss = MeanMetric()  # the epoch's batch-size weighted mean loss
+        self.train_updates = BatchedUpdates(self.train_metrics, self.train_loss)  # a few updates per epoch
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run keeps its best
 
@@ -137,13 +140,13 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The loss; `train/loss` (batch-size weighted mean) and the train metrics are logged once per epoch by
         `on_train_epoch_end`: the same values `self.log(..., on_epoch=True)` per step gives, without its cost on
-        every step (a tenth of a small model's step)."""
+        every step (a tenth of a small model's step), and updated a few times per epoch (`BatchedUpdates`)."""
         loss, logits, y = self.model_step(batch)
-        self.train_metrics.update(logits, y)
-        self.train_loss.update(loss.detach(), weight=y.shape[0])
+        self.train_updates.add(logits.detach(), y, loss.detach())
         return loss
 
     def on_train_epoch_end(self) -> None:
+        self.train_updates.flush()
         if self.train_loss.update_called:
             self.log("train/loss", self.train_loss.compute(), prog_bar=True)
             self.log_dict(self.train_metrics.compute())
