@@ -58,7 +58,7 @@ class NanGuard(Callback):
         loss = _loss_of(outputs)
         if loss is None:
             return
-        value = float(loss.detach().float().mean())
+        value = loss.item() if loss.numel() == 1 else float(loss.detach().float().mean())  # one op, not three
         if math.isfinite(value):
             self.last_finite = (value, self._step, trainer.current_epoch)
             return
