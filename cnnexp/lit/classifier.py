@@ -20,6 +20,9 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnnexp.lit.batched_updates import BatchedUpdates
+from cnnexp.lit.nvml_probe import drop_failing_nvml_probe
+
+drop_failing_nvml_probe()  # after `import lightning`, which sets the variable: no failed NVML load per optimizer step
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
