@@ -37,15 +37,14 @@ class CountingBar(progress_bar.RichProgressBar):
 
 
 @pytest.mark.parametrize("seconds_per_read, batch_reads", [(0.0, 1), (1.0, 12)])
-def test_batch_end_reads_follow_the_refresh_rate_and_epoch_ends_always_read(tmp_path, monkeypatch, seconds_per_read,
-                                                                            batch_reads):
+def test_batch_end_reads_follow_the_refresh_rate_and_epoch_ends_always_read(tmp_path, seconds_per_read, batch_reads):
     """Two epochs of six batches, refresh_rate 10 a second: with a clock standing still only the first batch end
     reads the metrics (Lightning's bar reads after all twelve); a clock that moves a second per reading lets every
     batch end read. The epoch ends read the metrics either way, so the last values shown hold the epoch's
     train/loss."""
-    monkeypatch.setattr(progress_bar.time, "monotonic", Clock(seconds_per_read))
     L.seed_everything(0)
     bar = CountingBar(refresh_rate=10, leave=False)
+    bar.clock = Clock(seconds_per_read)
     module = ImageClassifier(TinyNet((1, 4, 4), 3), functools.partial(torch.optim.SGD, lr=0.05))
     train, val = loaders(3, n=96)
     trainer = L.Trainer(default_root_dir=tmp_path, max_epochs=2, accelerator="cpu", devices=1, logger=False,

@@ -18,6 +18,8 @@ class RichProgressBar(LightningRichProgressBar):
     metrics as before, so the last values shown are always current.
     """
 
+    clock = staticmethod(time.monotonic)  # seconds; tests set their own
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_train_batch = False
@@ -31,7 +33,7 @@ class RichProgressBar(LightningRichProgressBar):
             self._in_train_batch = False
 
     def _update_metrics(self, trainer: Any, pl_module: Any) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self._in_train_batch and now - self._metrics_read_at < 1.0 / max(self.refresh_rate, 1e-9):
             return
         self._metrics_read_at = now
