@@ -94,8 +94,8 @@ class StepTimer:
     """Seconds a run spends on the bare step's own work: the network's forward in training mode, the backward and
     the optimizer's update (`seconds`), counted only while `counting`. Read in the same run as its wall time, so
     that `wall / seconds - 1` is the run's overhead over its bare step whatever the machine's speed does meanwhile
-    (between runs, this machine's speed drifts by tens of percent). The loss, `zero_grad` and the metrics update are
-    not counted, so the overhead includes them (a bare loop measures its own floor this way)."""
+    (between runs it can drift by more than the overhead: docs/benchmarks.md). The loss, `zero_grad` and the
+    metrics update are not counted, so the overhead includes them (a bare loop measures its own floor this way)."""
 
     def __init__(self, model) -> None:
         self.seconds, self.counting = 0.0, False
@@ -115,12 +115,10 @@ class StepTimer:
 
     def timed(self, fn, *args, **kwargs):
         """fn(*args, **kwargs), its time counted."""
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if self.counting:
-                self.seconds += time.perf_counter() - t0
+        result, seconds = clocked(fn, *args, **kwargs)
+        if self.counting:
+            self.seconds += seconds
+        return result
 
     def _wrap_backward(self, model) -> None:
         backward = model.backward
@@ -136,20 +134,23 @@ class StepTimer:
 
             def closure():
                 nonlocal closure_s
-                t0 = time.perf_counter()
-                try:
-                    return optimizer_closure()
-                finally:
-                    closure_s += time.perf_counter() - t0
+                result, seconds = clocked(optimizer_closure)
+                closure_s += seconds
+                return result
 
-            t0 = time.perf_counter()
-            try:
-                return optimizer_step(epoch, batch_idx, optimizer, closure)
-            finally:
-                if self.counting:
-                    self.seconds += time.perf_counter() - t0 - closure_s
+            result, seconds = clocked(optimizer_step, epoch, batch_idx, optimizer, closure)
+            if self.counting:
+                self.seconds += seconds - closure_s
+            return result
 
         model.optimizer_step = timed_step
+
+
+def clocked(fn, *args, **kwargs):
+    """(fn(*args, **kwargs), the seconds it took)."""
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t0
 
 
 def time_bare(cfg, impl: str, epochs: int) -> tuple[float, float]:

@@ -10,9 +10,9 @@ class BatchedUpdates:
     """Gathers the training steps' `(logits (N, K), targets (N,), loss ())` and applies them to the epoch's metrics
     in one update per `max_steps` steps (sooner when the gathered logits reach `max_elements`), and on `flush()`.
 
-    A torchmetrics update inside a training loop costs a few hundred microseconds (argument checks, state
-    bookkeeping, a dozen small ops that run cold after the step's large kernels): a couple of percent of a small
-    model's step, paid every step. The epoch's values do not change: accuracy counts and the batch-size weighted
+    A torchmetrics update inside a training loop is far dearer than in a microbenchmark (argument checks, state
+    bookkeeping, a dozen small ops that run cold after the step's large kernels; docs/benchmarks.md has the
+    times), and it was paid every step. The epoch's values do not change: accuracy counts and the batch-size weighted
     loss sum are sums over samples, whichever way the samples are grouped. Call `flush()` before reading the
     metrics (the epoch's end).
     """
