@@ -29,23 +29,40 @@ static inline void window(const PoolGeom& g, int64_t yo, int64_t xo, int64_t& y0
     j1 = std::min<int64_t>(g.kw, g.W - x0);
 }
 
+// The window's maximum over channels [c, c + VEC) (NaN wins), taps rows [i0, i1) x columns [j0, j1) from p, the
+// window's first in-image tap. KH, KW > 0: the window is whole, i.e. those are its bounds, known when compiled.
+template <int KH, int KW>
+static inline vf window_max(const float* p, int64_t row, int64_t C, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    vf m = vf{} + neg_inf;
+    const int64_t ie = KH ? KH : i1, je = KW ? KW : j1;
+#pragma GCC unroll 4
+    for (int64_t i = KH ? 0 : i0; i < ie; ++i)
+#pragma GCC unroll 4
+        for (int64_t j = KW ? 0 : j0; j < je; ++j) {
+            const vf v = load(p + i * row + j * C);
+            m = (v > m) | (v != v) ? v : m;  // NaN wins
+        }
+    return m;
+}
+
+// KH, KW > 0: the pool's window size, so that whole windows (all but the padded borders) run unrolled loops.
+template <int KH, int KW>
 static void pool_forward_image(const float* x, float* y, const PoolGeom& g) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
+    const int64_t row = g.W * g.C;
     for (int64_t yo = 0; yo < g.Ho; ++yo)
         for (int64_t xo = 0; xo < g.Wo; ++xo) {
             int64_t y0, i0, i1, x0, j0, j1;
             window(g, yo, xo, y0, i0, i1, x0, j0, j1);
+            const bool whole = KH && i0 == 0 && i1 == KH && j0 == 0 && j1 == KW;
+            const float* p = x + ((y0 + i0) * g.W + x0 + j0) * g.C;  // the window's first tap in the image
             float* out = y + (yo * g.Wo + xo) * g.C;
             int64_t c = 0;
-            for (; c + VEC <= g.C; c += VEC) {
-                vf m = vf{} + neg_inf;
-                for (int64_t i = i0; i < i1; ++i)
-                    for (int64_t j = j0; j < j1; ++j) {
-                        const vf v = load(x + ((y0 + i) * g.W + x0 + j) * g.C + c);
-                        m = (v > m) | (v != v) ? v : m;  // NaN wins
-                    }
-                store(out + c, m);
-            }
+            for (; c + VEC <= g.C; c += VEC)
+                store(out + c, whole ? window_max<KH, KW>(p + c, row, g.C, 0, 0, 0, 0)
+                                     : window_max<0, 0>(p + c, row, g.C, 0, i1 - i0, 0, j1 - j0));
             for (; c < g.C; ++c) {
                 float m = neg_inf;
                 for (int64_t i = i0; i < i1; ++i)
@@ -68,27 +85,44 @@ static bool tiles_image(const PoolGeom& g) {
            g.Wo * g.kw == g.W;
 }
 
-template <bool Disjoint>
+// The upstream gradient `grad` of channels [c, c + VEC) to the window's first tap equal to its maximum m (or NaN),
+// taps as in window_max; Disjoint: stored (each tap belongs to one window), else added.
+template <bool Disjoint, int KH, int KW>
+static inline void window_grad(const float* p, float* gp, int64_t row, int64_t C, vf m, vf grad, int64_t i1,
+                               int64_t j1) {
+    vi done = vi{};
+    const int64_t ie = KH ? KH : i1, je = KW ? KW : j1;
+#pragma GCC unroll 4
+    for (int64_t i = 0; i < ie; ++i)
+#pragma GCC unroll 4
+        for (int64_t j = 0; j < je; ++j) {
+            const int64_t q = i * row + j * C;
+            const vf v = load(p + q);
+            const vi hit = ((v == m) | (v != v)) & ~done;
+            done |= hit;
+            const vf add = hit ? grad : vf{};
+            store(gp + q, Disjoint ? add : load(gp + q) + add);
+        }
+}
+
+template <bool Disjoint, int KH, int KW>
 static void pool_backward_image(const float* x, const float* y, const float* gy, float* gx, const PoolGeom& g) {
     if (!(Disjoint && tiles_image(g))) std::memset(gx, 0, sizeof(float) * g.H * g.W * g.C);
+    const int64_t row = g.W * g.C;
     for (int64_t yo = 0; yo < g.Ho; ++yo)
         for (int64_t xo = 0; xo < g.Wo; ++xo) {
             int64_t y0, i0, i1, x0, j0, j1;
             window(g, yo, xo, y0, i0, i1, x0, j0, j1);
+            const bool whole = KH && i0 == 0 && i1 == KH && j0 == 0 && j1 == KW;
+            const int64_t first = ((y0 + i0) * g.W + x0 + j0) * g.C;  // the window's first tap in the image
             const int64_t o = (yo * g.Wo + xo) * g.C;
             int64_t c = 0;
             for (; c + VEC <= g.C; c += VEC) {
                 const vf m = load(y + o + c), grad = load(gy + o + c);
-                vi done = vi{};
-                for (int64_t i = i0; i < i1; ++i)
-                    for (int64_t j = j0; j < j1; ++j) {
-                        const int64_t q = ((y0 + i) * g.W + x0 + j) * g.C + c;
-                        const vf v = load(x + q);
-                        const vi hit = ((v == m) | (v != v)) & ~done;
-                        done |= hit;
-                        const vf add = hit ? grad : vf{};
-                        store(gx + q, Disjoint ? add : load(gx + q) + add);
-                    }
+                if (whole)
+                    window_grad<Disjoint, KH, KW>(x + first + c, gx + first + c, row, g.C, m, grad, 0, 0);
+                else
+                    window_grad<Disjoint, 0, 0>(x + first + c, gx + first + c, row, g.C, m, grad, i1 - i0, j1 - j0);
             }
             for (; c < g.C; ++c) {
                 const float m = y[o + c];
@@ -111,8 +145,9 @@ extern "C" {
 void cnnexp_max_pool(const float* x, float* y, int64_t N, int64_t H, int64_t W, int64_t C, int64_t Ho, int64_t Wo,
                      int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t top, int64_t left, int threads) {
     const PoolGeom g{H, W, C, Ho, Wo, kh, kw, sh, sw, top, left};
+    const auto image = kh == 2 && kw == 2 ? pool_forward_image<2, 2> : pool_forward_image<0, 0>;
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t n = 0; n < N; ++n) pool_forward_image(x + n * H * W * C, y + n * Ho * Wo * C, g);
+    for (int64_t n = 0; n < N; ++n) image(x + n * H * W * C, y + n * Ho * Wo * C, g);
 }
 
 // gx (N, H, W, C) = the gradient of the max pool for x, its output y and the upstream gradient gy (N, Ho, Wo, C).
@@ -120,7 +155,9 @@ void cnnexp_max_pool_backward(const float* x, const float* y, const float* gy, f
                               int64_t W, int64_t C, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int64_t sh,
                               int64_t sw, int64_t top, int64_t left, int threads) {
     const PoolGeom g{H, W, C, Ho, Wo, kh, kw, sh, sw, top, left};
-    const auto image = disjoint(g) ? pool_backward_image<true> : pool_backward_image<false>;
+    const bool two = kh == 2 && kw == 2;  // the common 2x2 window runs unrolled
+    const auto image = disjoint(g) ? (two ? pool_backward_image<true, 2, 2> : pool_backward_image<true, 0, 0>)
+                                   : (two ? pool_backward_image<false, 2, 2> : pool_backward_image<false, 0, 0>);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t n = 0; n < N; ++n)
         image(x + n * H * W * C, y + n * Ho * Wo * C, gy + n * Ho * Wo * C, gx + n * H * W * C, g);
