@@ -47,6 +47,13 @@ void cnnexp_to_grid(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, 
         const float* in = x + n * sn + y * sy;
         if (dense_lines) {
             std::memcpy(out, in, W * C * sizeof(float));
+        } else if (sx == 1) {  // planar lines (NCHW): read each channel's line in order, write it strided
+            for (int64_t c = 0; c < C; ++c) {
+                const float* p = in + c * sc;
+                for (int64_t px = 0; px < W; ++px) out[px * Cb + c] = p[px];
+            }
+            if (Cb > C)
+                for (int64_t px = 0; px < W; ++px) zero(out + px * Cb + C, Cb - C);
         } else {
             for (int64_t px = 0; px < W; ++px) {
                 const float* p = in + px * sx;
