@@ -29,18 +29,17 @@ static inline void window(const PoolGeom& g, int64_t yo, int64_t xo, int64_t& y0
     j1 = std::min<int64_t>(g.kw, g.W - x0);
 }
 
-// The window's maximum over channels [c, c + VEC) (NaN wins), taps rows [i0, i1) x columns [j0, j1) from p, the
-// window's first in-image tap. KH, KW > 0: the window is whole, i.e. those are its bounds, known when compiled.
+// The window's maximum over channels [c, c + VEC) (NaN wins): its in-image taps, rows x cols of them from p, the
+// window's first in-image tap. KH, KW > 0: the window is whole, KH x KW taps, known when compiled.
 template <int KH, int KW>
-static inline vf window_max(const float* p, int64_t row, int64_t C, int64_t i0, int64_t i1, int64_t j0,
-                            int64_t j1) {
+static inline vf window_max(const float* p, int64_t row, int64_t C, int64_t rows, int64_t cols) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
     vf m = vf{} + neg_inf;
-    const int64_t ie = KH ? KH : i1, je = KW ? KW : j1;
+    const int64_t ie = KH ? KH : rows, je = KW ? KW : cols;
 #pragma GCC unroll 4
-    for (int64_t i = KH ? 0 : i0; i < ie; ++i)
+    for (int64_t i = 0; i < ie; ++i)
 #pragma GCC unroll 4
-        for (int64_t j = KW ? 0 : j0; j < je; ++j) {
+        for (int64_t j = 0; j < je; ++j) {
             const vf v = load(p + i * row + j * C);
             m = (v > m) | (v != v) ? v : m;  // NaN wins
         }
@@ -61,8 +60,8 @@ static void pool_forward_image(const float* x, float* y, const PoolGeom& g) {
             float* out = y + (yo * g.Wo + xo) * g.C;
             int64_t c = 0;
             for (; c + VEC <= g.C; c += VEC)
-                store(out + c, whole ? window_max<KH, KW>(p + c, row, g.C, 0, 0, 0, 0)
-                                     : window_max<0, 0>(p + c, row, g.C, 0, i1 - i0, 0, j1 - j0));
+                store(out + c, whole ? window_max<KH, KW>(p + c, row, g.C, KH, KW)
+                                     : window_max<0, 0>(p + c, row, g.C, i1 - i0, j1 - j0));
             for (; c < g.C; ++c) {
                 float m = neg_inf;
                 for (int64_t i = i0; i < i1; ++i)
@@ -88,10 +87,10 @@ static bool tiles_image(const PoolGeom& g) {
 // The upstream gradient `grad` of channels [c, c + VEC) to the window's first tap equal to its maximum m (or NaN),
 // taps as in window_max; Disjoint: stored (each tap belongs to one window), else added.
 template <bool Disjoint, int KH, int KW>
-static inline void window_grad(const float* p, float* gp, int64_t row, int64_t C, vf m, vf grad, int64_t i1,
-                               int64_t j1) {
+static inline void window_grad(const float* p, float* gp, int64_t row, int64_t C, vf m, vf grad, int64_t rows,
+                               int64_t cols) {
     vi done = vi{};
-    const int64_t ie = KH ? KH : i1, je = KW ? KW : j1;
+    const int64_t ie = KH ? KH : rows, je = KW ? KW : cols;
 #pragma GCC unroll 4
     for (int64_t i = 0; i < ie; ++i)
 #pragma GCC unroll 4
@@ -120,7 +119,7 @@ static void pool_backward_image(const float* x, const float* y, const float* gy,
             for (; c + VEC <= g.C; c += VEC) {
                 const vf m = load(y + o + c), grad = load(gy + o + c);
                 if (whole)
-                    window_grad<Disjoint, KH, KW>(x + first + c, gx + first + c, row, g.C, m, grad, 0, 0);
+                    window_grad<Disjoint, KH, KW>(x + first + c, gx + first + c, row, g.C, m, grad, KH, KW);
                 else
                     window_grad<Disjoint, 0, 0>(x + first + c, gx + first + c, row, g.C, m, grad, i1 - i0, j1 - j0);
             }
