@@ -20,12 +20,13 @@ and beside them:
     reference.py       the lecture's loop `conv2d_naive` and the F.conv2d baseline `conv2d_torch`
     grouped_conv2d.py  torch's `groups` (depthwise included) and unbatched input
     max_pool2d.py      max pooling: the custom ops `cnnexp::max_pool2d*` and torch's full contract with indices
+    conv_pool.py       a conv and the max pool after it as one op (`cnnexp::conv2d_max_pool`), for models.fusion
     pooling.py         the pooling window shared by max and average pooling, `avg_pool2d`, global pooling
     pad_modes.py       nn.Conv2d's "reflect" / "replicate" / "circular" padding (`pad2d`)
     batch_norm.py      `batch_norm`
 
 Importing this package registers the custom ops `torch.ops.cnnexp.*` (conv2d, its two gradients, max_pool2d and
-its gradient; see conv2d.py and max_pool2d.py), which torch.compile, torch.export and the ONNX exporter see as
+its gradient, conv2d_max_pool and its pool's gradient; see conv2d.py, max_pool2d.py and conv_pool.py), which torch.compile, torch.export and the ONNX exporter see as
 opaque nodes.
 
 `CONV_IMPLS` maps the `conv_impl` names used by layers and configs to the functions:
@@ -42,6 +43,7 @@ import torch
 
 from .batch_norm import batch_norm
 from .conv2d import conv2d
+from .conv_pool import conv2d_max_pool
 from .geometry import IntPair, conv_output_size, pair, resolve_padding, same_padding
 from .max_pool2d import max_pool2d
 from .pad_modes import PAD_MODES, pad2d
@@ -72,6 +74,7 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "conv2d",
+    "conv2d_max_pool",
     "conv2d_naive",
     "conv2d_torch",
     "conv_output_size",

@@ -57,7 +57,7 @@ def _use_grid(geom: WindowGeometry) -> bool:
     return hs * ws <= GRID_MAX_OVERHEAD * geom.out_hw[0] * geom.out_hw[1]
 
 
-def _path(geom: WindowGeometry, native: bool) -> ModuleType:
+def builtin_path(geom: WindowGeometry, native: bool) -> ModuleType:
     """The module that computes this conv: `grid_direct` (compiled kernel, when `native`), `grid_gemm` or `im2col`."""
     if not _use_grid(geom):
         return im2col
@@ -91,7 +91,7 @@ def _candidates(direction: str, geom: WindowGeometry, native: bool,
     return found
 
 
-def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tuple, operands: tuple,
+def planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tuple, operands: tuple,
              run: Callable[..., torch.Tensor]) -> torch.Tensor:
     """`run(path_module, **arguments)` with the implementation planned for this call (the built-in one unless the
     planner measures). `shapes` (without the batch size), the batch size's bucket (`planner.batch_bucket` of the
@@ -99,7 +99,7 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
     native = grid_direct.usable(*(t for t in operands if t is not None))
     plan = planner.current()
     if plan.mode != "measure":
-        return run(_path(geom, native))
+        return run(builtin_path(geom, native))
     found = _candidates(direction, geom, native, out_channels)
     batch = planner.batch_bucket(operands[0].shape[0])
     call_key = (direction, geom, shapes, batch, operands[0].dtype, native, torch.get_num_threads())
@@ -110,7 +110,7 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
                f"{operands[0].dtype} native={native}")
         choice = plan.choose(f"conv2d.{direction}", key,
                              {name: functools.partial(run, module, **kw) for name, (module, kw) in found.items()},
-                             default=_PATH_NAMES[_path(geom, native)]).choice
+                             default=_PATH_NAMES[builtin_path(geom, native)]).choice
         plan.remember(call_key, choice)
     module, kw = found[choice]
     return run(module, **kw)
@@ -121,13 +121,13 @@ def _planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tu
 
 def _forward_cpu(x, weight, bias, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
-    return _planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias),
+    return planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias),
                     lambda path, **kw: path.forward(x, weight, bias, geom, **kw))
 
 
 def _forward_portable(x, weight, bias, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
-    return _path(geom, native=False).forward(x, weight, bias, geom)
+    return builtin_path(geom, native=False).forward(x, weight, bias, geom)
 
 
 conv2d_op = torch.library.custom_op(
@@ -152,13 +152,13 @@ _INPUT_GRAD_SCHEMA = "(Tensor grad_out, Tensor weight, int[] x_hw, int[] stride,
 
 def _input_grad_cpu(grad_out, weight, x_hw, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
-    return _planned("input_grad", geom, weight.shape[1], (tuple(grad_out.shape[1:]), tuple(weight.shape)),
+    return planned("input_grad", geom, weight.shape[1], (tuple(grad_out.shape[1:]), tuple(weight.shape)),
                     (grad_out, weight), lambda path, **kw: path.input_grad(grad_out, weight, tuple(x_hw), geom, **kw))
 
 
 def _input_grad_portable(grad_out, weight, x_hw, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
-    return _path(geom, native=False).input_grad(grad_out, weight, tuple(x_hw), geom)
+    return builtin_path(geom, native=False).input_grad(grad_out, weight, tuple(x_hw), geom)
 
 
 input_grad_op = torch.library.custom_op(
@@ -181,13 +181,13 @@ _WEIGHT_GRAD_SCHEMA = "(Tensor grad_out, Tensor x, int[] kernel, int[] stride, i
 
 def _weight_grad_cpu(grad_out, x, kernel, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
-    return _planned("weight_grad", geom, grad_out.shape[1], (tuple(x.shape[1:]), tuple(grad_out.shape[1:])),
+    return planned("weight_grad", geom, grad_out.shape[1], (tuple(x.shape[1:]), tuple(grad_out.shape[1:])),
                     (grad_out, x), lambda path, **kw: path.weight_grad(x, grad_out, geom, **kw))
 
 
 def _weight_grad_portable(grad_out, x, kernel, stride, pads, dilation) -> torch.Tensor:
     geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
-    return _path(geom, native=False).weight_grad(x, grad_out, geom)
+    return builtin_path(geom, native=False).weight_grad(x, grad_out, geom)
 
 
 weight_grad_op = torch.library.custom_op(

@@ -49,6 +49,25 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g:
     return y
 
 
+def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
+                 pool: tuple[int, int], tile: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """`forward` max pooled by `pool` = (pH, pW) windows that tile its output, in one kernel call that never stores
+    the full-size output (`kernels.direct_conv_pool`).
+
+    Shape:
+        x, weight as `forward` -> the pooled output `(N, C_out, H_out // pH, W_out // pW)` channels_last, and each
+        value's arg-max tap in its window (the same shape, uint8).
+    """
+    n, c_out = x.shape[0], weight.shape[0]
+    hs, ws, _ = grid_dims(g)
+    shape = (n, c_out, g.out_hw[0] // pool[0], g.out_hw[1] // pool[1])
+    y = empty_channels_last(x, shape)
+    idx = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
+    kernels.direct_conv_pool(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
+                             c_out, bias, pool, nhwc_view(y), nhwc_view(idx), tile=tile)
+    return y, idx
+
+
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry,
                tile: int = -1) -> torch.Tensor:
     """dL/dx: the forward kernel applied to the upstream gradient on the grid, with the flipped, transposed kernel

@@ -142,6 +142,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cnnexp_tile_shape.restype = None
     lib.cnnexp_grid_conv.argtypes = [ptr, i64, ptr, i64, i64, ptr, i32, ptr, ptr, i64, i64, i64, i64, i64, i32, i32]
     lib.cnnexp_grid_conv.restype = i32
+    lib.cnnexp_grid_conv_pool.argtypes = [ptr, i64, ptr, i64, i64, ptr, i32, ptr, ptr, ptr, i64, i64, i64, i64, i64,
+                                          i32, i32, i32, i32]
+    lib.cnnexp_grid_conv_pool.restype = i32
     lib.cnnexp_grid_conv_weight_grad.argtypes = [ptr, i64, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i32,
                                                  i32]
     lib.cnnexp_grid_conv_weight_grad.restype = i32
@@ -153,6 +156,10 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cnnexp_max_pool.restype = None
     lib.cnnexp_max_pool_backward.argtypes = [ptr, ptr, ptr, ptr] + [i64] * 12 + [i32]
     lib.cnnexp_max_pool_backward.restype = None
+    lib.cnnexp_max_pool_argmax.argtypes = [ptr, ptr, ptr] + [i64] * 4 + [i32] * 3
+    lib.cnnexp_max_pool_argmax.restype = None
+    lib.cnnexp_max_pool_scatter.argtypes = [ptr, ptr, ptr] + [i64] * 4 + [i32] * 3
+    lib.cnnexp_max_pool_scatter.restype = None
     return lib
 
 
@@ -313,6 +320,31 @@ def direct_conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: 
     return out
 
 
+def direct_conv_pool(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
+                     bias: torch.Tensor | None, pool: tuple[int, int], out: torch.Tensor, idx: torch.Tensor,
+                     tile: int = -1) -> None:
+    """`direct_conv` max pooled by `pool` = (pH, pW) windows that tile its output ('valid', stride = pool size),
+    without storing the convolution's output: writes the pooled maxima into `out` and each one's arg-max tap
+    (`i * pW + j` in its window, the first maximum or the first NaN) into `idx` (`native/pool_argmax.h`).
+
+    Shape:
+        buf, grid, offsets, w_taps, bias: as `direct_conv`; out: `(N, H_out // pH, W_out // pW, C_out)` float32 and
+        idx: the same shape, uint8, both contiguous.
+    """
+    n, hs, ws, ho, wo = grid
+    assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
+    pooled = (n, ho // pool[0], wo // pool[1], c_out)
+    assert out.shape == idx.shape == pooled and out.is_contiguous() and idx.is_contiguous() and idx.dtype == torch.uint8
+    offs, w_taps = _offsets(tuple(offsets)), w_taps.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    used = library().cnnexp_grid_conv_pool(
+        buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
+        None if bias is None else bias.data_ptr(), out.data_ptr(), idx.data_ptr(), n, hs, ws, ho, wo, *pool,
+        torch.get_num_threads(), tile,
+    )
+    _check_tile(used, tile, "conv")
+
+
 def direct_weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, offsets: list[int],
                 tile: int = -1) -> torch.Tensor:
     """`dw[t] = sum over pixels of buf[p + offsets[t]]^T grad[n, y, x]`, the weight gradient.
@@ -368,4 +400,37 @@ def max_pool_backward(x: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor, 
         xh.data_ptr(), yh.data_ptr(), gy.data_ptr(), nhwc_view(gx).data_ptr(), *_pool_args(x.shape, g),
         torch.get_num_threads(),
     )
+    return gx
+
+
+def _empty_index(like: torch.Tensor, shape) -> torch.Tensor:
+    return torch.empty(tuple(shape), dtype=torch.uint8, device=like.device, memory_format=torch.channels_last)
+
+
+def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The max pool of x by `pool` = (pH, pW) windows that tile it ('valid', stride = pool size), and each
+    maximum's arg-max tap in its window (as `direct_conv_pool`).
+
+    Shape: x `(N, C, H, W)` channels_last -> `(N, C, H // pH, W // pW)` channels_last float32 and uint8.
+    """
+    n, c, h, w = x.shape
+    shape = (n, c, h // pool[0], w // pool[1])
+    y, idx = empty_channels_last(x, shape), _empty_index(x, shape)
+    library().cnnexp_max_pool_argmax(nhwc_view(x).data_ptr(), nhwc_view(y).data_ptr(), nhwc_view(idx).data_ptr(),
+                                     n, h, w, c, *pool, torch.get_num_threads())
+    return y, idx
+
+
+def max_pool_scatter(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: tuple[int, int],
+                     pool: tuple[int, int]) -> torch.Tensor:
+    """The gradient of `max_pool_argmax`: each upstream value on the tap `idx` names, zeros elsewhere.
+
+    Shape: grad_out and idx `(N, C, H // pH, W // pW)` -> `(N, C, H, W)` channels_last.
+    """
+    gy, ih = nhwc_view(grad_out).contiguous(), nhwc_view(idx)
+    assert ih.is_contiguous() and idx.dtype == torch.uint8 and gy.shape == ih.shape
+    n, c = grad_out.shape[:2]
+    gx = empty_channels_last(grad_out, (n, c, *x_hw))
+    library().cnnexp_max_pool_scatter(gy.data_ptr(), ih.data_ptr(), nhwc_view(gx).data_ptr(), n, *x_hw, c, *pool,
+                                      torch.get_num_threads())
     return gx

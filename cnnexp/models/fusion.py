@@ -1,4 +1,4 @@
-"""Two rewrites KerasSequential makes of its layer list when it runs, for speed only.
+"""Three rewrites KerasSequential makes of its layer list when it runs, for speed only.
 
 ReLU after the pool. ReLU is non-decreasing, so `relu(max(window)) == max(relu(window))`: a
 `Conv2D(activation="relu")` followed by a `MaxPool2D` gives the same output when it runs as convolve -> pool ->
@@ -10,6 +10,10 @@ ReLU's gradient is 0 in both.
 Rescaling folded into the next Conv2D. `conv(s * x, W) == conv(x, s * W)`: a `Rescaling(scale=s)` (offset 0)
 right before a Conv2D scales the small weight tensor instead of the image batch (equal up to float rounding).
 TensorFlow's graph optimiser makes the same kinds of rewrite.
+
+Conv and pool as one op. Where `cnnexp.functional.conv_pool.fusable` says it pays (CPU float32 with the compiled
+kernels, a custom stride-1 Conv2D, a 'valid' MaxPool2D whose windows tile the conv's output), the pair runs as
+`conv2d_max_pool`, which never stores the conv's full-size output and keeps each window's arg-max for the backward.
 
 A layer with hooks always runs as itself (the feature-map pictures hook Conv2D outputs, and a hook must see the
 layer's own output), so nothing observable changes.
@@ -23,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as nn_module
 
+from cnnexp.functional.conv_pool import conv2d_max_pool, fusable
 from cnnexp.layers import Conv2D, Layer, MaxPool2D, Rescaling
 
 
@@ -48,6 +53,21 @@ def scale_folds(layers: Sequence[Layer], i: int) -> bool:
     return _is(layers, i, Rescaling) and layers[i].offset == 0 and _is(layers, i + 1, Conv2D)
 
 
+def conv_pool_fuses(conv: Conv2D, pool: MaxPool2D, x: torch.Tensor) -> bool:
+    """Whether `pool(conv.convolve(x))` may run as one `conv2d_max_pool` call (see the module's docstring)."""
+    return (conv.conv_impl == "custom" and conv.groups == 1 and conv.padding_mode == "zeros"
+            and conv.strides == (1, 1) and fusable(x, conv.weight, pool.pool_size, pool.strides, pool.padding))
+
+
+def _convolve_pool(conv: Conv2D, pool: MaxPool2D, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """`pool(conv.convolve(x, scale))`, as one op where `conv_pool_fuses`."""
+    if not conv_pool_fuses(conv, pool, x):
+        return pool(conv.convolve(x, scale))
+    conv.check_built()
+    weight = conv.weight if scale == 1.0 else conv.weight * scale
+    return conv2d_max_pool(x, weight, conv.bias, conv.padding, conv.dilation_rate, pool.pool_size)
+
+
 def run_layers(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
     """`x` through `layers` in order, with the two rewrites above where they apply.
 
@@ -59,7 +79,7 @@ def run_layers(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
         if scale_folds(layers, i):
             scale, i = layers[i].scale, i + 1
         if pool_first(layers, i):
-            x = torch.relu(layers[i + 1](layers[i].convolve(x, scale)))
+            x = torch.relu(_convolve_pool(layers[i], layers[i + 1], x, scale))
             i += 2
         elif scale != 1.0:
             x = layers[i].activate(layers[i].convolve(x, scale))

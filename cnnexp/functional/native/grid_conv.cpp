@@ -21,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#include "pool_argmax.h"
 #include "simd.h"
 
 struct Grid {        // where the pixels are on the grid
@@ -82,21 +83,23 @@ static inline void conv_tail(int r, const float* in, int64_t C, const float* w, 
     }
 }
 
-// Image rows [s0, s1): every pixel, every channel block. Tiles never cross a row end, so no margin
-// position is computed.
+// Pixels [0, width) of one image row, channels [co, co + V*VEC): src, the row's first pixel on the grid; dst, its
+// first output pixel (Co floats each). Tiles never cross a row end, so no margin position is computed.
+template <int R, int V, int KW>
+static inline void conv_row(const float* src, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
+                            int T, const float* bias, float* dst, int64_t width, int64_t co) {
+    int64_t x = 0;
+    for (; x + R <= width; x += R) conv_tile<R, V, KW>(src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
+    if (x < width) conv_tail<R, V, KW>((int)(width - x), src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
+}
+
+// Image rows [s0, s1): every pixel, every channel block.
 template <int R, int V, int KW>
 static void conv_rows(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off, int T,
                       const float* bias, float* out, const Grid& grid, int64_t s0, int64_t s1) {
     for (int64_t co = 0; co < CoP; co += V * VEC)
-        for (int64_t s = s0; s < s1; ++s) {
-            const float* src = in + grid.row(s) * C;
-            float* dst = out + s * grid.wo * Co;
-            int64_t x = 0;
-            for (; x + R <= grid.wo; x += R)
-                conv_tile<R, V, KW>(src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
-            if (x < grid.wo)
-                conv_tail<R, V, KW>((int)(grid.wo - x), src + x * C, C, w, CoP, off, T, bias, dst + x * Co, Co, co);
-        }
+        for (int64_t s = s0; s < s1; ++s)
+            conv_row<R, V, KW>(in + grid.row(s) * C, C, w, Co, CoP, off, T, bias, out + s * grid.wo * Co, grid.wo, co);
 }
 
 template <int R, int V, int KW>
@@ -107,6 +110,29 @@ static void conv_parallel(const float* in, int64_t C, const float* w, int64_t Co
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t u = 0; u < units; ++u)
         conv_rows<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, grid, u * unit, std::min(S, (u + 1) * unit));
+}
+
+// The convolution followed by a ph x pw max pool that tiles it ('valid', stride = pool size), never storing the
+// convolution's output: for each pooled row, its ph image rows (the pixels the pool reads) go to a small buffer
+// per thread, and pool_argmax_row writes the pooled row and its arg-max bytes (N, Ho/ph, Wo/pw, Co) from there.
+template <int R, int V, int KW>
+static void conv_pool_parallel(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP,
+                               const int64_t* off, int T, const float* bias, float* out, uint8_t* idx,
+                               const Grid& grid, int64_t N, int ph, int pw, int threads) {
+    const int64_t hp = grid.ho / ph, wp = grid.wo / pw, width = wp * pw;
+#pragma omp parallel num_threads(threads)
+    {
+        std::vector<float> rows((size_t)ph * width * Co);
+#pragma omp for schedule(static)
+        for (int64_t s = 0; s < N * hp; ++s) {
+            const int64_t first = (s / hp) * grid.ho + (s % hp) * ph;  // the first image row (n*H_out + y) it pools
+            for (int64_t co = 0; co < CoP; co += V * VEC)
+                for (int i = 0; i < ph; ++i)
+                    conv_row<R, V, KW>(in + grid.row(first + i) * C, C, w, Co, CoP, off, T, bias,
+                                       rows.data() + i * width * Co, width, co);
+            pool_argmax_row(rows.data(), width * Co, Co, wp, ph, pw, out + s * wp * Co, idx + s * wp * Co);
+        }
+    }
 }
 
 // Do the taps come in kernel rows of 3 consecutive offsets (a 3-wide kernel, dilation 1)?
@@ -273,6 +299,25 @@ int cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, int
     int k = 0;
 #define RUN(R, V, KW) \
     if (tile == k++) conv_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
+    CONV_TILES(RUN)
+#undef RUN
+    return tile;
+}
+
+// The same convolution, max pooled by ph x pw windows that tile it: out (N, Ho/ph, Wo/pw, Co) dense, and idx
+// (the same shape, bytes) each pooled value's arg-max tap in its window (pool_argmax.h). Returns as
+// cnnexp_grid_conv.
+int cnnexp_grid_conv_pool(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
+                          int T, const float* bias, float* out, uint8_t* idx, int64_t N, int64_t hs, int64_t ws,
+                          int64_t ho, int64_t wo, int ph, int pw, int threads, int tile) {
+    const Grid grid{hs, ws, ho, wo};
+    const int64_t vecs = CoP / VEC;
+    const bool rows3 = rows_of_three(off, T);
+    if (tile < 0) tile = default_conv_tile(vecs, rows3);
+    if (tile >= N_CONV_TILES || !tile_fits(CONV_TILE_TABLE, tile, vecs, rows3)) return -1;
+    int k = 0;
+#define RUN(R, V, KW) \
+    if (tile == k++) conv_pool_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, idx, grid, N, ph, pw, threads);
     CONV_TILES(RUN)
 #undef RUN
     return tile;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "pool_argmax.h"
 #include "simd.h"
 
 struct PoolGeom {
@@ -160,6 +161,36 @@ void cnnexp_max_pool_backward(const float* x, const float* y, const float* gy, f
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t n = 0; n < N; ++n)
         image(x + n * H * W * C, y + n * Ho * Wo * C, gy + n * Ho * Wo * C, gx + n * H * W * C, g);
+}
+
+// y (N, H/ph, W/pw, C) and idx (its arg-max bytes, pool_argmax.h) = the ph x pw max pool of x (N, H, W, C) with
+// windows that tile it ('valid', stride = pool size; the last H % ph rows and W % pw columns are dropped).
+void cnnexp_max_pool_argmax(const float* x, float* y, uint8_t* idx, int64_t N, int64_t H, int64_t W, int64_t C,
+                            int ph, int pw, int threads) {
+    const int64_t hp = H / ph, wp = W / pw;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t s = 0; s < N * hp; ++s)
+        pool_argmax_row(x + ((s / hp) * H + (s % hp) * ph) * W * C, W * C, C, wp, ph, pw, y + s * wp * C,
+                        idx + s * wp * C);
+}
+
+// gx (N, H, W, C) = the gradient of that pool: gy (N, H/ph, W/pw, C) on the taps idx names, zero elsewhere
+// (the dropped rows and columns included).
+void cnnexp_max_pool_scatter(const float* gy, const uint8_t* idx, float* gx, int64_t N, int64_t H, int64_t W,
+                             int64_t C, int ph, int pw, int threads) {
+    const int64_t hp = H / ph, wp = W / pw;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+        float* image = gx + n * H * W * C;
+        for (int64_t yp = 0; yp < hp; ++yp) {
+            float* rows = image + yp * ph * W * C;
+            pool_scatter_row(gy + (n * hp + yp) * wp * C, idx + (n * hp + yp) * wp * C, C, wp, ph, pw, rows, W * C);
+            if (wp * pw < W)  // the columns no window reads
+                for (int i = 0; i < ph; ++i)
+                    std::memset(rows + (i * W + wp * pw) * C, 0, sizeof(float) * (W - wp * pw) * C);
+        }
+        std::memset(image + hp * ph * W * C, 0, sizeof(float) * (H - hp * ph) * W * C);  // the rows none reads
+    }
 }
 
 }  // extern "C"

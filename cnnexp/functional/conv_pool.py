@@ -1,0 +1,195 @@
+"""A convolution and the max pool after it as one op, `cnnexp::conv2d_max_pool`, with a hand-written backward.
+
+The lecture model repeats `Conv2D -> MaxPool2D(2)`. Run apart, the conv writes its full-size output, the pool reads
+it back, and the pool's backward reads it a third time to find each window's arg-max: behind the first conv of
+the 32x32 model that is an 8 MiB map passed through memory three times a step. Here the pool is the conv's epilogue:
+
+    y, idx = max pool of conv(x, W) + b over pH x pW windows that tile it    # (N, C_out, H_out//pH, W_out//pW)
+
+with `idx` the arg-max tap `i*pW + j` of each window (one byte): the FIRST maximum in row-major window order,
+or the first NaN, the rule of `max_pool2d`. The CPU kernel (`grid_direct.forward_pool`) computes the conv rows
+one pooled row needs into a small per-thread buffer and pools them there, so the full-size output is never
+stored; other paths (im2col, grid_gemm) pool their output with `kernels.max_pool_argmax`, and other devices take
+the tap-by-tap PyTorch path below. On the CPU the path is the one planned for the conv's forward (`conv2d.planned`,
+the same decision and key), so the fused op and `conv2d` sum in the same order and agree exactly. Backward:
+
+    G     = dL/dy scattered onto the taps idx names, zeros elsewhere    # (N, C_out, H_out, W_out), the pool's backward
+    dL/dx, dL/dW = the conv's own gradient ops applied to G; dL/db = sum of dL/dy (each value lands once in G)
+
+Only windows that tile the conv's output ('valid', stride = pool size, at most 255 taps) are fused; the rows and
+columns 'valid' drops get zero gradient. `models.fusion` runs a Keras `Conv2D -> MaxPool2D` pair through this op
+where `fusable` says it applies: the output and gradients are the unfused pair's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import grid_direct, kernels
+from .conv2d import builtin_path, input_grad_op, planned, weight_grad_op
+from .geometry import IntPair, Padding, WindowGeometry, conv_geometry, op_geometry, pair
+from .im2col import empty_channels_last
+
+MAX_TAPS = 255  # an arg-max is one byte
+
+
+def _pooled_shape(x: torch.Tensor, c_out: int, g: WindowGeometry, pool: list[int]) -> tuple[int, int, int, int]:
+    return (x.shape[0], c_out, g.out_hw[0] // pool[0], g.out_hw[1] // pool[1])
+
+
+def _argmax_taps(y: torch.Tensor, pool: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pool of y with its arg-max, tap by tap with PyTorch ops (any device and dtype).
+
+    Shape: y `(N, C, H, W)` -> `(N, C, H // pH, W // pW)` channels_last, and the arg-max taps (uint8).
+    """
+    (ph, pw), (h, w) = pool, y.shape[2:]
+    hp, wp = h // ph, w // pw
+    best = y[:, :, 0 : hp * ph : ph, 0 : wp * pw : pw].clone()
+    idx = torch.zeros_like(best, dtype=torch.uint8)
+    for t in range(1, ph * pw):
+        i, j = divmod(t, pw)
+        v = y[:, :, i : hp * ph : ph, j : wp * pw : pw]
+        take = (v > best) | (v.isnan() & ~best.isnan())  # larger, or the first NaN
+        best = torch.where(take, v, best)
+        idx = torch.where(take, torch.full_like(idx, t), idx)
+    return best.contiguous(memory_format=torch.channels_last), idx.contiguous(memory_format=torch.channels_last)
+
+
+def _scatter_taps(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: list[int], pool: list[int]) -> torch.Tensor:
+    """grad_out placed on the taps idx names, zeros elsewhere, with PyTorch ops (any device and dtype).
+
+    Shape: grad_out, idx `(N, C, Hp, Wp)` -> `(N, C, *x_hw)` channels_last.
+    """
+    (ph, pw), (hp, wp) = pool, grad_out.shape[2:]
+    grad_x = empty_channels_last(grad_out, (*grad_out.shape[:2], *x_hw)).zero_()
+    zero = grad_out.new_zeros(())
+    for t in range(ph * pw):
+        i, j = divmod(t, pw)
+        grad_x[:, :, i : hp * ph : ph, j : wp * pw : pw] = torch.where(idx == t, grad_out, zero)
+    return grad_x
+
+
+# --- cnnexp::conv2d_max_pool -------------------------------------------------------------------------------------
+
+
+def _forward_cpu(x, weight, bias, stride, pads, dilation, pool) -> tuple[torch.Tensor, torch.Tensor]:
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    pool = tuple(pool)
+
+    def run(path, **kw):
+        if path is grid_direct:
+            return grid_direct.forward_pool(x, weight, bias, geom, pool, **kw)
+        y = path.forward(x, weight, bias, geom).contiguous(memory_format=torch.channels_last)
+        return kernels.max_pool_argmax(y, pool) if kernels.max_pool_usable(y) else _argmax_taps(y, list(pool))
+
+    # the conv forward's own decision (and key): fused or not, a forward computes the same sums in the same order
+    return planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias), run)
+
+
+def _forward_portable(x, weight, bias, stride, pads, dilation, pool) -> tuple[torch.Tensor, torch.Tensor]:
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return _argmax_taps(builtin_path(geom, native=False).forward(x, weight, bias, geom), pool)
+
+
+conv2d_max_pool_op = torch.library.custom_op(
+    "cnnexp::conv2d_max_pool", _forward_portable, mutates_args=(),
+    schema="(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] pads, int[] dilation, int[] pool) "
+           "-> (Tensor, Tensor)",
+)
+"""`cnnexp::conv2d_max_pool(x, weight, bias, stride, pads, dilation, pool)` -> (pooled y channels_last, arg-max
+taps uint8): `cnnexp::conv2d` followed by a max pool of `pool` windows that tile its output."""
+conv2d_max_pool_op.register_kernel("cpu")(_forward_cpu)
+conv2d_max_pool_op.register_kernel("cuda")(_forward_portable)
+
+
+@conv2d_max_pool_op.register_fake
+def _conv2d_max_pool_fake(x, weight, bias, stride, pads, dilation, pool):
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    shape = _pooled_shape(x, weight.shape[0], geom, pool)
+    return (empty_channels_last(x, shape),
+            torch.empty(shape, dtype=torch.uint8, device=x.device, memory_format=torch.channels_last))
+
+
+# --- cnnexp::max_pool_scatter ------------------------------------------------------------------------------------
+
+
+def _scatter_cpu(grad_out, idx, x_hw, pool) -> torch.Tensor:
+    if kernels.usable(grad_out) and idx.is_contiguous(memory_format=torch.channels_last):
+        return kernels.max_pool_scatter(grad_out, idx, tuple(x_hw), tuple(pool))
+    return _scatter_taps(grad_out, idx, x_hw, pool)
+
+
+max_pool_scatter_op = torch.library.custom_op(
+    "cnnexp::max_pool_scatter", _scatter_taps, mutates_args=(),
+    schema="(Tensor grad_out, Tensor idx, int[] x_hw, int[] pool) -> Tensor",
+)
+"""The pool's gradient from its arg-max taps: `(N, C, *x_hw)` channels_last, grad_out on the taps idx names."""
+max_pool_scatter_op.register_kernel("cpu")(_scatter_cpu)
+
+
+@max_pool_scatter_op.register_fake
+def _scatter_fake(grad_out, idx, x_hw, pool):
+    return empty_channels_last(grad_out, (*grad_out.shape[:2], *x_hw))
+
+
+# --- the hand-written backward -------------------------------------------------------------------------------------
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+    x, weight, bias, stride, pads, dilation, pool = inputs
+    ctx.save_for_backward(x, weight, output[1])
+    ctx.mark_non_differentiable(output[1])
+    ctx.window = (list(stride), list(pads), list(dilation))
+    ctx.pool = list(pool)
+    ctx.conv_hw = list(op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation).out_hw)
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.Tensor | None, ...]:
+    x, weight, idx = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    grad_conv = max_pool_scatter_op(grad_out, idx, ctx.conv_hw, ctx.pool) if need_x or need_w else None
+    grad_x = input_grad_op(grad_conv, weight, list(x.shape[2:]), *ctx.window) if need_x else None
+    grad_w = weight_grad_op(grad_conv, x, list(weight.shape[2:]), *ctx.window) if need_w else None
+    grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
+    return grad_x, grad_w, grad_b, None, None, None, None
+
+
+conv2d_max_pool_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fusable(x: torch.Tensor, weight: torch.Tensor, pool_size: IntPair, pool_strides: IntPair,
+            pool_padding: Padding) -> bool:
+    """Whether a stride-1 `conv2d(x, weight)` and the max pool after it may run as `conv2d_max_pool` here, and it
+    pays: CPU float32 with the compiled kernels (eager: not under autocast, tracing, torch.compile or export), and
+    a 'valid' pool whose windows tile the conv's output (stride = pool size, at most `MAX_TAPS` taps)."""
+    if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export() or torch.is_autocast_enabled("cpu"):
+        return False  # first: a compiled graph must not trace into the kernels' lookup
+    pool = pair(pool_size)
+    return (
+        x.dim() == 4 and pool_padding in ("valid", 0, (0, 0)) and pair(pool_strides) == pool
+        and pool[0] * pool[1] <= MAX_TAPS and grid_direct.usable(x, weight)
+    )
+
+
+def conv2d_max_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                    padding: Padding = "valid", dilation: IntPair = 1, pool_size: IntPair = 2) -> torch.Tensor:
+    """`max_pool2d(conv2d(x, weight, bias, padding=padding, dilation=dilation), pool_size)` (stride 1, 'valid' pool
+    with stride = pool size) as one op that never stores the conv's full-size output.
+
+    Shape:
+        x `(N, C_in, H, W)`, weight `(C_out, C_in, kH, kW)`, bias `(C_out,)` -> `(N, C_out, H_out // pH, W_out // pW)`,
+        channels_last; H_out, W_out as `conv2d`.
+
+    Raises:
+        ValueError: as `conv2d`, or a pool window larger than the conv's output or of more than `MAX_TAPS` taps.
+    """
+    geom = conv_geometry(x, weight, bias, 1, padding, dilation, op="conv2d")
+    pool = pair(pool_size)
+    if pool[0] * pool[1] > MAX_TAPS or pool[0] > geom.out_hw[0] or pool[1] > geom.out_hw[1]:
+        raise ValueError(f"conv2d_max_pool: a {pool[0]}x{pool[1]} pool cannot pool the conv's {geom.out_hw} output "
+                         f"(at most {MAX_TAPS} taps, no larger than the output); use conv2d and max_pool2d")
+    y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool))
+    return y

@@ -1,0 +1,136 @@
+"""`cnnexp::conv2d_max_pool`: the conv + pool op gives the unfused pair's output and gradients, on every path
+(compiled kernel and each register tile, the PyTorch fallback), with the pool's tie and NaN rules; its custom ops
+register like the others."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from cnnexp.functional import conv2d, conv2d_max_pool, grid_direct, kernels, max_pool2d
+from cnnexp.functional.geometry import conv_geometry
+
+from .kernels_built import require_kernels
+
+conv_pool = importlib.import_module("cnnexp.functional.conv_pool")
+
+# (N, C_in, H, W, C_out, pool, conv padding, dilation)
+CASES = [
+    (2, 3, 8, 8, 16, 2, "same", 1),  # the lecture's first pair
+    (3, 5, 7, 9, 5, 2, "same", 1),  # odd sizes: a dropped row and column; fewer channels than a vector
+    (2, 16, 12, 10, 32, (3, 2), "valid", 1),  # a non-square pool
+    (1, 4, 9, 9, 20, 2, 1, 2),  # dilation; a vector of channels and a remainder
+]
+IDS = ["lecture", "odd", "pool3x2", "dilated"]
+
+
+def operands(n, c_in, h, w, c_out, zero_weight=False):
+    """Channels-last x, weight and bias with values on a coarse grid, so that pool windows hold ties."""
+    gen = torch.Generator().manual_seed(0)
+    x = ((torch.randn(n, c_in, h, w, generator=gen) * 2).round() / 2).contiguous(memory_format=torch.channels_last)
+    weight = (torch.randn(c_out, c_in, 3, 3, generator=gen) * 2).round() / 4
+    bias = (torch.randn(c_out, generator=gen) * 2).round() / 2
+    if zero_weight:  # every output of a channel ties: the whole gradient must go to each window's first tap
+        weight.zero_()
+    return [t.requires_grad_() for t in (x, weight, bias)]
+
+
+def fused_and_unfused(x, weight, bias, pool, padding, dilation):
+    """(output, dL/dx, dL/dW, dL/db) of the fused op and of `max_pool2d(conv2d(...))`, for one upstream gradient."""
+    results = []
+    for fn in (lambda: conv2d_max_pool(x, weight, bias, padding, dilation, pool),
+               lambda: max_pool2d(conv2d(x, weight, bias, padding=padding, dilation=dilation), pool)):
+        y = fn()
+        upstream = torch.linspace(-1, 1, y.numel()).view_as(y)
+        results.append((y.detach(), *torch.autograd.grad(y, (x, weight, bias), upstream)))
+    return results
+
+
+def assert_same(fused, unfused) -> None:
+    """Output and dL/dx, dL/dW exactly; dL/db sums the pooled gradient instead of the full map (rounding only)."""
+    for got, want in zip(fused[:3], unfused[:3]):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(fused[3], unfused[3], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["kernel", "pytorch"])
+@pytest.mark.parametrize("zero_weight", [False, True], ids=["rounded", "all-ties"])
+@pytest.mark.parametrize(("n", "c_in", "h", "w", "c_out", "pool", "padding", "dilation"), CASES, ids=IDS)
+def test_conv_pool_is_the_conv_then_the_pool(n, c_in, h, w, c_out, pool, padding, dilation, zero_weight, native):
+    if native:
+        require_kernels()
+    x, weight, bias = operands(n, c_in, h, w, c_out, zero_weight)
+    if native:
+        fused, unfused = fused_and_unfused(x, weight, bias, pool, padding, dilation)
+    else:
+        with kernels.disabled():
+            fused, unfused = fused_and_unfused(x, weight, bias, pool, padding, dilation)
+    assert fused[0].is_contiguous(memory_format=torch.channels_last)
+    assert_same(fused, unfused)
+    if zero_weight:  # ties everywhere: only each window's first tap has a gradient, so dL/dW sums those taps
+        assert fused[2].abs().sum() > 0
+
+
+def test_nan_wins_the_window_and_takes_its_gradient():
+    """A NaN input makes the outputs it reaches NaN (NaN wins a window) and the first NaN tap gets the gradient,
+    as max_pool2d's backward gives it."""
+    require_kernels()
+    x, weight, bias = operands(2, 3, 8, 8, 16)
+    with torch.no_grad():
+        x[0, 1, 2, 5] = float("nan")
+    fused, unfused = fused_and_unfused(x, weight, bias, 2, "same", 1)
+    assert fused[0].isnan().any() and not fused[0].isnan().all()
+    for got, want in zip(fused[:3], unfused[:3]):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+
+
+def test_every_register_tile_pools_its_own_conv_output():
+    """Each tile variant's fused kernel gives exactly the pool of that tile's conv, values and arg-max taps."""
+    require_kernels()
+    x, weight, bias = (t.detach() for t in operands(2, 3, 9, 10, 32))
+    g = conv_geometry(x, weight, bias, 1, "same", 1)
+    ran = 0
+    for tile in range(len(kernels.direct_tiles("conv"))):
+        try:
+            full = grid_direct.forward(x, weight, bias, g, tile=tile)
+        except ValueError:  # this tile cannot run 32 channels here
+            continue
+        y, idx = grid_direct.forward_pool(x, weight, bias, g, (2, 2), tile=tile)
+        want_y, want_idx = kernels.max_pool_argmax(full, (2, 2))
+        torch.testing.assert_close(y, want_y, rtol=0, atol=0)
+        assert torch.equal(idx, want_idx)
+        ran += 1
+    assert ran >= 2
+
+
+def test_arg_max_bytes_name_the_first_maximum_and_scatter_back():
+    """The arg-max byte of each window is the row-major index of its first maximum, and the scatter puts the
+    gradient there (zeros on the dropped last row)."""
+    require_kernels()
+    y = torch.tensor([[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 5.0, 5.0], [9.0, 9.0, 9.0, 9.0]]).view(1, 1, 3, 4)
+    y = y.contiguous(memory_format=torch.channels_last)
+    pooled, idx = kernels.max_pool_argmax(y, (2, 2))
+    assert pooled.flatten().tolist() == [3.0, 5.0] and idx.flatten().tolist() == [1, 2]
+    grad = kernels.max_pool_scatter(torch.tensor([10.0, 20.0]).view(1, 1, 1, 2), idx, (3, 4), (2, 2))
+    assert grad[0, 0].tolist() == [[0, 10, 0, 0], [0, 0, 20, 0], [0, 0, 0, 0]]
+
+
+def test_a_pool_larger_than_the_conv_output_is_refused():
+    x, weight, bias = operands(1, 3, 4, 4, 8)
+    with pytest.raises(ValueError, match="cannot pool the conv's"):
+        conv2d_max_pool(x, weight, bias, "valid", 1, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_custom_ops_schema_fake_and_autograd_registration(dtype):
+    x, weight, bias = (t.detach().to(dtype) for t in operands(2, 3, 7, 9, 5))
+    x = x.contiguous(memory_format=torch.channels_last)
+    args = [1, 1], [1, 1, 1, 1], [1, 1], [2, 2]
+    utils = ("test_schema", "test_autograd_registration", "test_faketensor")
+    torch.library.opcheck(conv_pool.conv2d_max_pool_op, (x, weight, bias, *args), test_utils=utils)
+    grads = tuple(t.clone().requires_grad_() for t in (x, weight, bias))
+    torch.library.opcheck(conv_pool.conv2d_max_pool_op, (*grads, *args), test_utils=utils)
+    y, idx = conv_pool.conv2d_max_pool_op(x, weight, bias, *args)
+    torch.library.opcheck(conv_pool.max_pool_scatter_op, (torch.randn_like(y), idx, [7, 9], [2, 2]), test_utils=utils)
