@@ -130,7 +130,7 @@ static void conv_pool_parallel(const float* in, int64_t C, const float* w, int64
                 for (int i = 0; i < ph; ++i)
                     conv_row<R, V, KW>(in + grid.row(first + i) * C, C, w, Co, CoP, off, T, bias,
                                        rows.data() + i * width * Co, width, co);
-            pool_argmax_row(rows.data(), width * Co, Co, wp, ph, pw, out + s * wp * Co, idx + s * wp * Co);
+            pool_argmax_row_any(rows.data(), width * Co, Co, wp, ph, pw, out + s * wp * Co, idx + s * wp * Co);
         }
     }
 }

@@ -170,7 +170,7 @@ void cnnexp_max_pool_argmax(const float* x, float* y, uint8_t* idx, int64_t N, i
     const int64_t hp = H / ph, wp = W / pw;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t s = 0; s < N * hp; ++s)
-        pool_argmax_row(x + ((s / hp) * H + (s % hp) * ph) * W * C, W * C, C, wp, ph, pw, y + s * wp * C,
+        pool_argmax_row_any(x + ((s / hp) * H + (s % hp) * ph) * W * C, W * C, C, wp, ph, pw, y + s * wp * C,
                         idx + s * wp * C);
 }
 
@@ -184,7 +184,7 @@ void cnnexp_max_pool_scatter(const float* gy, const uint8_t* idx, float* gx, int
         float* image = gx + n * H * W * C;
         for (int64_t yp = 0; yp < hp; ++yp) {
             float* rows = image + yp * ph * W * C;
-            pool_scatter_row(gy + (n * hp + yp) * wp * C, idx + (n * hp + yp) * wp * C, C, wp, ph, pw, rows, W * C);
+            pool_scatter_row_any(gy + (n * hp + yp) * wp * C, idx + (n * hp + yp) * wp * C, C, wp, ph, pw, rows, W * C);
             if (wp * pw < W)  // the columns no window reads
                 for (int i = 0; i < ph; ++i)
                     std::memset(rows + (i * W + wp * pw) * C, 0, sizeof(float) * (W - wp * pw) * C);

@@ -10,13 +10,41 @@
 #include <cstring>
 
 #include "simd.h"
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
-typedef uint8_t vb __attribute__((vector_size(VEC)));  // VEC one-byte arg-max indices
+// VEC one-byte arg-max indices to and from int32 lanes. GCC's __builtin_convertvector between byte and int vectors
+// goes lane by lane through scalar registers, a dozen instructions a lane, so x86 takes the one-instruction widening
+// and narrowing moves.
+static inline vi load_bytes(const uint8_t* p) {
+#if defined(__AVX512F__)
+    return (vi)_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#elif defined(__AVX2__)
+    return (vi)_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+#else
+    vi v;
+    for (int k = 0; k < VEC; ++k) v[k] = p[k];
+    return v;
+#endif
+}
+
+static inline void store_bytes(uint8_t* p, const vi& v) {
+#if defined(__AVX512F__)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8((__m512i)v));
+#else
+    for (int k = 0; k < VEC; ++k) p[k] = (uint8_t)v[k];
+#endif
+}
 
 // One pooled row: out[xp, c] = max of the ph x pw window at columns [xp*pw, xp*pw + pw) of the ph input rows,
 // idx[xp, c] = its arg-max. in: the first row (pixels of C floats, `row` floats between rows); xp < Wp.
+// PH, PW > 0: the window's size known when compiled (the common 2x2 runs unrolled), else ph, pw.
+template <int PH = 0, int PW = 0>
 static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int64_t Wp, int ph, int pw, float* out,
                                    uint8_t* idx) {
+    if (PH) ph = PH;
+    if (PW) pw = PW;
     for (int64_t xp = 0; xp < Wp; ++xp) {
         const float* p = in + xp * pw * C;
         float* o = out + xp * C;
@@ -25,7 +53,9 @@ static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int6
         for (; c + VEC <= C; c += VEC) {
             vf m = load(p + c);
             vi best = vi{};
+#pragma GCC unroll 4
             for (int i = 0; i < ph; ++i)
+#pragma GCC unroll 4
                 for (int j = 0; j < pw; ++j) {
                     const vf v = load(p + i * row + j * C + c);
                     const vi take = (v > m) | ((v != v) & (m == m));  // larger, or the first NaN
@@ -33,8 +63,7 @@ static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int6
                     best = take ? vi{} + (i * pw + j) : best;
                 }
             store(o + c, m);
-            const vb bytes = __builtin_convertvector(best, vb);
-            std::memcpy(k + c, &bytes, VEC);
+            store_bytes(k + c, best);
         }
         for (; c < C; ++c) {
             float m = p[c];
@@ -51,9 +80,12 @@ static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int6
 }
 
 // The gradient of one pooled row: the ph input rows (pixels of C floats, `row` floats apart, Wp*pw pixels each)
-// get g[xp, c] on the tap idx[xp, c] of each window and zero on the others.
+// get g[xp, c] on the tap idx[xp, c] of each window and zero on the others. PH, PW as pool_argmax_row.
+template <int PH = 0, int PW = 0>
 static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
                                     float* out, int64_t row) {
+    if (PH) ph = PH;
+    if (PW) pw = PW;
     for (int64_t xp = 0; xp < Wp; ++xp) {
         const float* gp = g + xp * C;
         const uint8_t* k = idx + xp * C;
@@ -61,14 +93,27 @@ static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t 
         int64_t c = 0;
         for (; c + VEC <= C; c += VEC) {
             const vf grad = load(gp + c);
-            vb bytes;
-            std::memcpy(&bytes, k + c, VEC);
-            const vi best = __builtin_convertvector(bytes, vi);
+            const vi best = load_bytes(k + c);
+#pragma GCC unroll 4
             for (int i = 0; i < ph; ++i)
+#pragma GCC unroll 4
                 for (int j = 0; j < pw; ++j) store(q + i * row + j * C + c, best == i * pw + j ? grad : vf{});
         }
         for (; c < C; ++c)
             for (int i = 0; i < ph; ++i)
                 for (int j = 0; j < pw; ++j) q[i * row + j * C + c] = k[c] == i * pw + j ? gp[c] : 0.0f;
     }
+}
+
+// pool_argmax_row / pool_scatter_row unrolled for 2x2 windows, else as given.
+static inline void pool_argmax_row_any(const float* in, int64_t row, int64_t C, int64_t Wp, int ph, int pw,
+                                       float* out, uint8_t* idx) {
+    if (ph == 2 && pw == 2) pool_argmax_row<2, 2>(in, row, C, Wp, ph, pw, out, idx);
+    else pool_argmax_row(in, row, C, Wp, ph, pw, out, idx);
+}
+
+static inline void pool_scatter_row_any(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
+                                        float* out, int64_t row) {
+    if (ph == 2 && pw == 2) pool_scatter_row<2, 2>(g, idx, C, Wp, ph, pw, out, row);
+    else pool_scatter_row(g, idx, C, Wp, ph, pw, out, row);
 }
