@@ -5,6 +5,8 @@ Measured side by side in one run, implementations interleaved round-robin, media
      at batch 32 on 180x180x3 and at batch 128 on 32x32x3 (naive only on the small shape);
   2. a whole training step (forward, backward, Adam) of the seed model: Rescaling, 3x[conv+ReLU+2x2 max pool],
      Flatten (Keras H, W, C order), Dense 128 ReLU, Dense 5; built here from plain tensors and cnnexp.functional;
+     the custom rows run each conv + ReLU + pool as cnnexp's KerasSequential does (`models.fusion`: the ReLU
+     after the pool, and conv + pool as one `conv2d_max_pool` op where it applies), the others as written;
   3. peak extra memory of one training step per implementation, each in a fresh subprocess
      (RSS high-water mark on CPU, torch.cuda.max_memory_allocated on CUDA).
 Prints tables of ratios (custom / native images per second) and writes JSON (--out).
@@ -44,7 +46,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from cnnexp.bench_results import add_memory_flag, apply_memory_flag, memory_note, write_results  # noqa: E402
-from cnnexp.functional import conv2d, conv2d_naive, conv2d_torch, kernels, max_pool2d, planner  # noqa: E402
+from cnnexp.functional import (  # noqa: E402
+    conv2d, conv2d_max_pool, conv2d_naive, conv2d_torch, kernels, max_pool2d, planner,
+)
+from cnnexp.functional.conv_pool import fusable  # noqa: E402
 from cnnexp.provenance import cpu_model  # noqa: E402
 
 CHANNELS = (16, 32, 64)
@@ -165,11 +170,21 @@ def init_params(batch_shape, device, seed=0) -> list[torch.Tensor]:
     return params
 
 
+def conv_relu_pool(x, weight, bias, conv, pool):
+    """One conv 'same' + ReLU + 2x2 max pool of the model. cnnexp's own conv and pool run as KerasSequential runs
+    them (`cnnexp.models.fusion`): ReLU after the pool, conv and pool as one op where `fusable`."""
+    if conv is conv2d and pool is max_pool2d:
+        if fusable(x, weight, 2, 2, "valid"):
+            return F.relu(conv2d_max_pool(x, weight, bias, "same", 1, 2))
+        return F.relu(pool(conv(x, weight, bias, padding="same")))
+    return pool(F.relu(conv(x, weight, bias, padding="same")))
+
+
 def forward(params, x, conv, pool):
     """The lecture's Sequential model on plain tensors: (N, 3, H, W) in 0..255 -> logits (N, 5)."""
     x = x * (1.0 / 255)  # Rescaling
     for i in range(len(CHANNELS)):
-        x = pool(F.relu(conv(x, params[2 * i], params[2 * i + 1], padding="same")))
+        x = conv_relu_pool(x, params[2 * i], params[2 * i + 1], conv, pool)
     x = x.permute(0, 2, 3, 1).flatten(1)  # Keras Flatten: (N, H*W*C)
     k = 2 * len(CHANNELS)
     x = F.relu(torch.addmm(params[k + 1], x, params[k]))
