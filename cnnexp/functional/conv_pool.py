@@ -1,8 +1,8 @@
 """A convolution and the max pool after it as one op, `cnnexp::conv2d_max_pool`, with a hand-written backward.
 
 The lecture model repeats `Conv2D -> MaxPool2D(2)`. Run apart, the conv writes its full-size output, the pool reads
-it back, and the pool's backward reads it a third time to find each window's arg-max: behind the first conv of
-the 32x32 model that is an 8 MiB map passed through memory three times a step. Here the pool is the conv's epilogue:
+it back, and the pool's backward reads it a third time to find each window's arg-max: the first conv's output, the
+largest map of the step, passes through memory three times. Here the pool is the conv's epilogue:
 
     y, idx = max pool of conv(x, W) + b over pH x pW windows that tile it    # (N, C_out, H_out//pH, W_out//pW)
 

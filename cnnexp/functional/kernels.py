@@ -21,7 +21,9 @@ weight layout and `direct_tiles` its register-tile variants.
 
 Max pooling (`max_pool_forward`, `max_pool_backward`, when `max_pool_usable`): forward and backward on dense
 channels-last tensors, with the rules of `max_pool2d`: -inf padding, NaN wins, the gradient goes to the first
-arg-max in row-major window order.
+arg-max in row-major window order. For pools whose windows tile their input (`conv_pool.py`): `direct_conv_pool`
+(the direct convolution pooled in its epilogue), `max_pool_argmax` (the pool alone) and `max_pool_scatter` (the
+gradient), with one arg-max byte per pooled value (`native/pool_argmax.h`).
 
 Environment:
     CNNEXP_NATIVE_KERNELS: `0` turns the compiled kernels (conv and pool) off; `CNNEXP_DIRECT_CONV`, its
@@ -413,6 +415,7 @@ def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int]) -> tuple[torch.Tenso
 
     Shape: x `(N, C, H, W)` channels_last -> `(N, C, H // pH, W // pW)` channels_last float32 and uint8.
     """
+    assert nhwc_view(x).is_contiguous(), "max_pool_argmax: x must be dense channels_last"
     n, c, h, w = x.shape
     shape = (n, c, h // pool[0], w // pool[1])
     y, idx = empty_channels_last(x, shape), _empty_index(x, shape)

@@ -15,8 +15,7 @@
 #endif
 
 // VEC one-byte arg-max indices to and from int32 lanes. GCC's __builtin_convertvector between byte and int vectors
-// goes lane by lane through scalar registers, a dozen instructions a lane, so x86 takes the one-instruction widening
-// and narrowing moves.
+// goes lane by lane through scalar registers, so x86 takes the widening and narrowing moves (vpmovzxbd, vpmovdb).
 static inline vi load_bytes(const uint8_t* p) {
 #if defined(__AVX512F__)
     return (vi)_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
