@@ -134,3 +134,14 @@ def test_custom_ops_schema_fake_and_autograd_registration(dtype):
     torch.library.opcheck(conv_pool.conv2d_max_pool_op, (*grads, *args), test_utils=utils)
     y, idx = conv_pool.conv2d_max_pool_op(x, weight, bias, *args)
     torch.library.opcheck(conv_pool.max_pool_scatter_op, (torch.randn_like(y), idx, [7, 9], [2, 2]), test_utils=utils)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_runs_the_pytorch_path_with_the_cpu_results():
+    x, weight, bias = operands(3, 5, 7, 9, 5)
+    cpu = fused_and_unfused(x, weight, bias, 2, "same", 1)[0]
+    on_cuda = [t.detach().cuda().requires_grad_() for t in (x, weight, bias)]
+    cuda = fused_and_unfused(*on_cuda, 2, "same", 1)
+    for got, want in zip(cuda[0], cpu):  # another conv path (the PyTorch one): the same up to float rounding
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-5)
+    assert_same(cuda[0], cuda[1])
