@@ -136,6 +136,7 @@ def test_custom_ops_schema_fake_and_autograd_registration(dtype):
     torch.library.opcheck(conv_pool.max_pool_scatter_op, (torch.randn_like(y), idx, [7, 9], [2, 2]), test_utils=utils)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_runs_the_pytorch_path_with_the_cpu_results():
     x, weight, bias = operands(3, 5, 7, 9, 5)
