@@ -29,7 +29,9 @@ import torch
 
 from . import grid_direct, kernels
 from .conv2d import builtin_path, input_grad_op, planned, weight_grad_op
-from .geometry import IntPair, Padding, WindowGeometry, conv_geometry, op_geometry, pair
+from .geometry import (
+    IntPair, Padding, WindowGeometry, autocast_operands, check_same_dtype, conv_geometry, op_geometry, pair,
+)
 from .im2col import empty_channels_last
 
 MAX_TAPS = 255  # an arg-max is one byte
@@ -191,5 +193,8 @@ def conv2d_max_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     if pool[0] * pool[1] > MAX_TAPS or pool[0] > geom.out_hw[0] or pool[1] > geom.out_hw[1]:
         raise ValueError(f"conv2d_max_pool: a {pool[0]}x{pool[1]} pool cannot pool the conv's {geom.out_hw} output "
                          f"(at most {MAX_TAPS} taps, no larger than the output); use conv2d and max_pool2d")
-    y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool))
+    (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # as conv2d: one dtype throughout
+    check_same_dtype("conv2d_max_pool", x, weight=weight, bias=bias)
+    with autocast_off:
+        y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool))
     return y

@@ -117,10 +117,12 @@ def test_arg_max_bytes_name_the_first_maximum_and_scatter_back():
     assert grad[0, 0].tolist() == [[0, 10, 0, 0], [0, 0, 20, 0], [0, 0, 0, 0]]
 
 
-def test_a_pool_larger_than_the_conv_output_is_refused():
+def test_a_pool_larger_than_the_conv_output_and_mixed_dtypes_are_refused():
     x, weight, bias = operands(1, 3, 4, 4, 8)
     with pytest.raises(ValueError, match="cannot pool the conv's"):
         conv2d_max_pool(x, weight, bias, "valid", 1, 3)
+    with pytest.raises(ValueError, match="dtype"):
+        conv2d_max_pool(x.double(), weight, bias, "same", 1, 2)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
