@@ -26,8 +26,8 @@ and beside them:
     batch_norm.py      `batch_norm`
 
 Importing this package registers the custom ops `torch.ops.cnnexp.*` (conv2d, its two gradients, max_pool2d and
-its gradient, conv2d_max_pool and its pool's gradient; see conv2d.py, max_pool2d.py and conv_pool.py), which torch.compile, torch.export and the ONNX exporter see as
-opaque nodes.
+its gradient, conv2d_max_pool and its pool's gradient; see conv2d.py, max_pool2d.py and conv_pool.py), which
+torch.compile, torch.export and the ONNX exporter see as opaque nodes.
 
 `CONV_IMPLS` maps the `conv_impl` names used by layers and configs to the functions:
 `"custom"` (the custom op with its hand-written backward), `"naive"` (the lecture's loop) and `"torch"`

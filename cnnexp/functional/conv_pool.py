@@ -110,8 +110,7 @@ conv2d_max_pool_op.register_kernel("cuda")(_forward_portable)
 def _conv2d_max_pool_fake(x, weight, bias, stride, pads, dilation, pool):
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
     shape = _pooled_shape(x, weight.shape[0], geom, pool)
-    return (empty_channels_last(x, shape),
-            torch.empty(shape, dtype=torch.uint8, device=x.device, memory_format=torch.channels_last))
+    return empty_channels_last(x, shape), empty_channels_last(x, shape, torch.uint8)
 
 
 # --- cnnexp::max_pool_scatter ------------------------------------------------------------------------------------

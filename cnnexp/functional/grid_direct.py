@@ -62,7 +62,7 @@ def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     hs, ws, _ = grid_dims(g)
     shape = (n, c_out, g.out_hw[0] // pool[0], g.out_hw[1] // pool[1])
     y = empty_channels_last(x, shape)
-    idx = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
+    idx = empty_channels_last(x, shape, torch.uint8)
     kernels.direct_conv_pool(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
                              c_out, bias, pool, nhwc_view(y), nhwc_view(idx), tile=tile)
     return y, idx

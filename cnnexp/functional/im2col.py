@@ -36,13 +36,15 @@ def nchw_view(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
-def empty_channels_last(like: torch.Tensor, shape: tuple[int, int, int, int] | torch.Size) -> torch.Tensor:
-    """An uninitialised `(N, C, H, W)` tensor of like's dtype and device with dense channels-last strides.
+def empty_channels_last(like: torch.Tensor, shape: tuple[int, int, int, int] | torch.Size,
+                        dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An uninitialised `(N, C, H, W)` tensor on like's device (of like's dtype unless `dtype` is given) with dense
+    channels-last strides.
 
     Not a view of anything: the custom ops return such tensors (autograd forbids in-place ops on a view that a
     custom op returns), and their kernels write into its `nhwc_view`, which is contiguous.
     """
-    return torch.empty(tuple(shape), dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
+    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device=like.device, memory_format=torch.channels_last)
 
 
 def channels_last_copy(nhwc: torch.Tensor) -> torch.Tensor:

@@ -296,6 +296,18 @@ def _check_tile(used: int, tile: int, what: str) -> None:
         raise ValueError(f"{what}: register tile {tile} cannot run this shape (see kernels.direct_tiles)")
 
 
+def _conv_operands(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
+                   bias: torch.Tensor | None) -> list:
+    """The leading arguments of `cnnexp_grid_conv` and `cnnexp_grid_conv_pool` (grid, weights, offsets, bias),
+    checked; the tensors they point to are kept alive by the cache (`_offsets`) or the caller."""
+    n, hs, ws = grid[:3]
+    assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
+    assert w_taps.is_contiguous() and (bias is None or bias.is_contiguous())
+    offs = _offsets(tuple(offsets))
+    return [buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
+            None if bias is None else bias.data_ptr()]
+
+
 def direct_conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
          bias: torch.Tensor | None = None, out: torch.Tensor | None = None, tile: int = -1) -> torch.Tensor:
     """`out[n, y, x] = sum_t buf[p + offsets[t]] @ w_taps[t] + bias`, p = (n*Hs + y)*Ws + x the pixel's grid row.
@@ -309,15 +321,11 @@ def direct_conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: 
         written into `out` when given (contiguous, e.g. the `nhwc_view` of a channels-last tensor).
     """
     n, hs, ws, ho, wo = grid
-    assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
     out = buf.new_empty((n, ho, wo, c_out)) if out is None else out
     assert out.shape == (n, ho, wo, c_out) and out.is_contiguous()
-    offs, w_taps = _offsets(tuple(offsets)), w_taps.contiguous()
-    bias = None if bias is None else bias.contiguous()
-    used = library().cnnexp_grid_conv(
-        buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
-        None if bias is None else bias.data_ptr(), out.data_ptr(), n, hs, ws, ho, wo, torch.get_num_threads(), tile,
-    )
+    w_taps, bias = w_taps.contiguous(), None if bias is None else bias.contiguous()
+    used = library().cnnexp_grid_conv(*_conv_operands(buf, grid, offsets, w_taps, c_out, bias), out.data_ptr(),
+                                      n, hs, ws, ho, wo, torch.get_num_threads(), tile)
     _check_tile(used, tile, "conv")
     return out
 
@@ -334,16 +342,11 @@ def direct_conv_pool(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_t
         idx: the same shape, uint8, both contiguous.
     """
     n, hs, ws, ho, wo = grid
-    assert buf.is_contiguous() and w_taps.shape[1] == buf.shape[1] and buf.shape[0] >= n * hs * ws + max(offsets)
     pooled = (n, ho // pool[0], wo // pool[1], c_out)
     assert out.shape == idx.shape == pooled and out.is_contiguous() and idx.is_contiguous() and idx.dtype == torch.uint8
-    offs, w_taps = _offsets(tuple(offsets)), w_taps.contiguous()
-    bias = None if bias is None else bias.contiguous()
-    used = library().cnnexp_grid_conv_pool(
-        buf.data_ptr(), buf.shape[1], w_taps.data_ptr(), c_out, w_taps.shape[2], offs.data_ptr(), len(offsets),
-        None if bias is None else bias.data_ptr(), out.data_ptr(), idx.data_ptr(), n, hs, ws, ho, wo, *pool,
-        torch.get_num_threads(), tile,
-    )
+    w_taps, bias = w_taps.contiguous(), None if bias is None else bias.contiguous()
+    used = library().cnnexp_grid_conv_pool(*_conv_operands(buf, grid, offsets, w_taps, c_out, bias), out.data_ptr(),
+                                           idx.data_ptr(), n, hs, ws, ho, wo, *pool, torch.get_num_threads(), tile)
     _check_tile(used, tile, "conv")
 
 
@@ -405,10 +408,6 @@ def max_pool_backward(x: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor, 
     return gx
 
 
-def _empty_index(like: torch.Tensor, shape) -> torch.Tensor:
-    return torch.empty(tuple(shape), dtype=torch.uint8, device=like.device, memory_format=torch.channels_last)
-
-
 def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """The max pool of x by `pool` = (pH, pW) windows that tile it ('valid', stride = pool size), and each
     maximum's arg-max tap in its window (as `direct_conv_pool`).
@@ -418,7 +417,7 @@ def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int]) -> tuple[torch.Tenso
     assert nhwc_view(x).is_contiguous(), "max_pool_argmax: x must be dense channels_last"
     n, c, h, w = x.shape
     shape = (n, c, h // pool[0], w // pool[1])
-    y, idx = empty_channels_last(x, shape), _empty_index(x, shape)
+    y, idx = empty_channels_last(x, shape), empty_channels_last(x, shape, torch.uint8)
     library().cnnexp_max_pool_argmax(nhwc_view(x).data_ptr(), nhwc_view(y).data_ptr(), nhwc_view(idx).data_ptr(),
                                      n, h, w, c, *pool, torch.get_num_threads())
     return y, idx

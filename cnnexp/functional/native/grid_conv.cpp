@@ -274,6 +274,14 @@ static int default_dw_tile(int64_t vecs, bool rows3) {
     return rows3 ? 4 : 6;         // 8, 1, 3 | 24, 1, 1
 }
 
+// The forward tile to run: `tile`, or the built-in choice when it is negative; -1 when it cannot run this conv.
+static int resolve_conv_tile(const int64_t* off, int T, int64_t CoP, int tile) {
+    const int64_t vecs = CoP / VEC;
+    const bool rows3 = rows_of_three(off, T);
+    if (tile < 0) tile = default_conv_tile(vecs, rows3);
+    return tile < N_CONV_TILES && tile_fits(CONV_TILE_TABLE, tile, vecs, rows3) ? tile : -1;
+}
+
 extern "C" {
 
 int cnnexp_vec_width() { return VEC; }
@@ -292,10 +300,8 @@ int cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, int
                      int T, const float* bias, float* out, int64_t N, int64_t hs, int64_t ws, int64_t ho,
                      int64_t wo, int threads, int tile) {
     const Grid grid{hs, ws, ho, wo};
-    const int64_t S = N * ho, vecs = CoP / VEC;
-    const bool rows3 = rows_of_three(off, T);
-    if (tile < 0) tile = default_conv_tile(vecs, rows3);
-    if (tile >= N_CONV_TILES || !tile_fits(CONV_TILE_TABLE, tile, vecs, rows3)) return -1;
+    const int64_t S = N * ho;
+    if ((tile = resolve_conv_tile(off, T, CoP, tile)) < 0) return -1;
     int k = 0;
 #define RUN(R, V, KW) \
     if (tile == k++) conv_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, grid, S, threads);
@@ -311,10 +317,7 @@ int cnnexp_grid_conv_pool(const float* in, int64_t C, const float* w, int64_t Co
                           int T, const float* bias, float* out, uint8_t* idx, int64_t N, int64_t hs, int64_t ws,
                           int64_t ho, int64_t wo, int ph, int pw, int threads, int tile) {
     const Grid grid{hs, ws, ho, wo};
-    const int64_t vecs = CoP / VEC;
-    const bool rows3 = rows_of_three(off, T);
-    if (tile < 0) tile = default_conv_tile(vecs, rows3);
-    if (tile >= N_CONV_TILES || !tile_fits(CONV_TILE_TABLE, tile, vecs, rows3)) return -1;
+    if ((tile = resolve_conv_tile(off, T, CoP, tile)) < 0) return -1;
     int k = 0;
 #define RUN(R, V, KW) \
     if (tile == k++) conv_pool_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, idx, grid, N, ph, pw, threads);
