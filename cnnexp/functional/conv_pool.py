@@ -14,7 +14,11 @@ the tap-by-tap PyTorch path below. On the CPU the path is the one planned for th
 the same decision and key), so the fused op and `conv2d` sum in the same order and agree exactly. Backward:
 
     G     = dL/dy scattered onto the taps idx names, zeros elsewhere    # (N, C_out, H_out, W_out), the pool's backward
-    dL/dx, dL/dW = the conv's own gradient ops applied to G; dL/db = sum of dL/dy (each value lands once in G)
+    dL/dx, dL/dW = the conv's own gradients of G; dL/db = sum of dL/dy (each value lands once in G)
+
+as two ops that take dL/dy and idx (`cnnexp::max_pool_conv2d_input_grad`, `..._weight_grad`): their CPU kernel
+writes G straight onto the input gradient's padded grid, and expands it a few rows at a time inside the weight
+gradient's sum, so G is never stored either. `cnnexp::max_pool_scatter` is G itself, for the other paths.
 
 Only windows that tile the conv's output ('valid', stride = pool size, at most 255 taps) are fused; the rows and
 columns 'valid' drops get zero gradient. `models.fusion` runs a Keras `Conv2D -> MaxPool2D` pair through this op
@@ -28,7 +32,7 @@ from typing import Any
 import torch
 
 from . import grid_direct, kernels
-from .conv2d import builtin_path, input_grad_op, planned, weight_grad_op
+from .conv2d import builtin_path, planned
 from .geometry import (
     IntPair, Padding, WindowGeometry, autocast_operands, check_same_dtype, conv_geometry, op_geometry, pair,
 )
@@ -135,6 +139,82 @@ def _scatter_fake(grad_out, idx, x_hw, pool):
     return empty_channels_last(grad_out, (*grad_out.shape[:2], *x_hw))
 
 
+# --- cnnexp::max_pool_conv2d_input_grad, cnnexp::max_pool_conv2d_weight_grad --------------------------------------
+# The conv's two gradients from the pooled gradient and its arg-max taps: each is the conv's own gradient op of the
+# scattered gradient (`max_pool_scatter`). On the CPU they take the decision (and key) that op plans for that
+# gradient, so they compute the same sums in the same order; the compiled kernel never stores the scattered
+# gradient (`grid_direct.pooled_usable`), the other paths scatter it first.
+
+
+def _pooled_cpu(direction: str, geom: WindowGeometry, out_channels: int, shapes: tuple, operands: tuple,
+                grad_out: torch.Tensor, idx: torch.Tensor, pool: list[int], compute) -> torch.Tensor:
+    """`compute(path, grad, **kw)` on the planned path of `direction`: grad the pooled gradient with `idx=idx,
+    pool=pool` for the compiled kernel, else the scattered gradient."""
+
+    def run(path, **kw):
+        if path is grid_direct and grid_direct.pooled_usable(grad_out, idx):
+            return compute(path, grad_out, idx=idx, pool=tuple(pool), **kw)
+        return compute(path, _scatter_cpu(grad_out, idx, list(geom.out_hw), pool), **kw)
+
+    return planned(direction, geom, out_channels, shapes, operands, run)
+
+
+def _pooled_input_grad_cpu(grad_out, idx, weight, x_hw, stride, pads, dilation, pool) -> torch.Tensor:
+    geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
+    shapes = ((weight.shape[0], *geom.out_hw), tuple(weight.shape))  # conv2d_input_grad's key
+    return _pooled_cpu("input_grad", geom, weight.shape[1], shapes, (grad_out, weight), grad_out, idx, pool,
+                       lambda path, grad, **kw: path.input_grad(grad, weight, tuple(x_hw), geom, **kw))
+
+
+def _pooled_input_grad_portable(grad_out, idx, weight, x_hw, stride, pads, dilation, pool) -> torch.Tensor:
+    geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
+    grad = _scatter_taps(grad_out, idx, list(geom.out_hw), pool)
+    return builtin_path(geom, native=False).input_grad(grad, weight, tuple(x_hw), geom)
+
+
+pooled_input_grad_op = torch.library.custom_op(
+    "cnnexp::max_pool_conv2d_input_grad", _pooled_input_grad_portable, mutates_args=(),
+    schema="(Tensor grad_out, Tensor idx, Tensor weight, int[] x_hw, int[] stride, int[] pads, int[] dilation, "
+           "int[] pool) -> Tensor",
+)
+"""dL/dx `(N, C_in, H, W)` (channels_last) of `conv2d_max_pool` from the pooled gradient and its arg-max taps."""
+pooled_input_grad_op.register_kernel("cpu")(_pooled_input_grad_cpu)
+pooled_input_grad_op.register_kernel("cuda")(_pooled_input_grad_portable)
+
+
+@pooled_input_grad_op.register_fake
+def _pooled_input_grad_fake(grad_out, idx, weight, x_hw, stride, pads, dilation, pool):
+    return empty_channels_last(grad_out, (grad_out.shape[0], weight.shape[1], *x_hw))
+
+
+def _pooled_weight_grad_cpu(grad_out, idx, x, kernel, stride, pads, dilation, pool) -> torch.Tensor:
+    geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
+    c_out = grad_out.shape[1]
+    shapes = (tuple(x.shape[1:]), (c_out, *geom.out_hw))  # conv2d_weight_grad's key
+    return _pooled_cpu("weight_grad", geom, c_out, shapes, (grad_out, x), grad_out, idx, pool,
+                       lambda path, grad, **kw: path.weight_grad(x, grad, geom, **kw))
+
+
+def _pooled_weight_grad_portable(grad_out, idx, x, kernel, stride, pads, dilation, pool) -> torch.Tensor:
+    geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
+    return builtin_path(geom, native=False).weight_grad(x, _scatter_taps(grad_out, idx, list(geom.out_hw), pool), geom)
+
+
+pooled_weight_grad_op = torch.library.custom_op(
+    "cnnexp::max_pool_conv2d_weight_grad", _pooled_weight_grad_portable, mutates_args=(),
+    schema="(Tensor grad_out, Tensor idx, Tensor x, int[] kernel, int[] stride, int[] pads, int[] dilation, "
+           "int[] pool) -> Tensor",
+)
+"""dL/dW `(C_out, C_in, kH, kW)` of `conv2d_max_pool` from the pooled gradient and its arg-max taps."""
+pooled_weight_grad_op.register_kernel("cpu")(_pooled_weight_grad_cpu)
+pooled_weight_grad_op.register_kernel("cuda")(_pooled_weight_grad_portable)
+
+
+@pooled_weight_grad_op.register_fake
+def _pooled_weight_grad_fake(grad_out, idx, x, kernel, stride, pads, dilation, pool):
+    return x.new_empty((grad_out.shape[1], x.shape[1], kernel[0], kernel[1]))
+
+
 # --- the hand-written backward -------------------------------------------------------------------------------------
 
 
@@ -144,16 +224,14 @@ def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     ctx.mark_non_differentiable(output[1])
     ctx.window = (list(stride), list(pads), list(dilation))
     ctx.pool = list(pool)
-    ctx.conv_hw = list(op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation).out_hw)
     ctx.has_bias = bias is not None
 
 
 def _backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.Tensor | None, ...]:
     x, weight, idx = ctx.saved_tensors
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    grad_conv = max_pool_scatter_op(grad_out, idx, ctx.conv_hw, ctx.pool) if need_x or need_w else None
-    grad_x = input_grad_op(grad_conv, weight, list(x.shape[2:]), *ctx.window) if need_x else None
-    grad_w = weight_grad_op(grad_conv, x, list(weight.shape[2:]), *ctx.window) if need_w else None
+    grad_x = pooled_input_grad_op(grad_out, idx, weight, list(x.shape[2:]), *ctx.window, ctx.pool) if need_x else None
+    grad_w = pooled_weight_grad_op(grad_out, idx, x, list(weight.shape[2:]), *ctx.window, ctx.pool) if need_w else None
     grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
     return grad_x, grad_w, grad_b, None, None, None, None
 

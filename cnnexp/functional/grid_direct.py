@@ -69,18 +69,26 @@ def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, int], g: WindowGeometry,
-               tile: int = -1) -> torch.Tensor:
+               tile: int = -1, idx: torch.Tensor | None = None, pool: tuple[int, int] = (1, 1)) -> torch.Tensor:
     """dL/dx: the forward kernel applied to the upstream gradient on the grid, with the flipped, transposed kernel
-    (`tile` as in `forward`).
+    (`tile` as in `forward`). With `idx` (`forward_pool`'s arg-max taps), grad_out is the gradient of the conv's
+    max pooled output, scattered straight onto the grid (`pooled_usable`).
 
     Shape:
-        grad_out: `(N, C_out, H_out, W_out)`; weight: `(C_out, C_in, kH, kW)` -> `(N, C_in, H, W)` channels_last.
+        grad_out: `(N, C_out, H_out, W_out)`, or with idx `(N, C_out, H_out // pH, W_out // pW)` and idx the same
+        shape (uint8, channels_last); weight: `(C_out, C_in, kH, kW)` -> `(N, C_in, H, W)` channels_last.
     """
     n, c_in = grad_out.shape[0], weight.shape[1]
     hs, ws, off = grid_dims(g)
     span, c_pad = tap_span(g, ws), kernels.padded_channels(weight.shape[0])
     # as grid_gemm.grad_grid: span zero rows, the gradient on the grid, off zero rows: (span + rows + off, C_out')
-    gbuf = kernels.to_grid(grad_out, span, span + n * hs * ws + off, hs, ws, channels=c_pad)
+    rows = span + n * hs * ws + off
+    if idx is None:
+        gbuf = kernels.to_grid(grad_out, span, rows, hs, ws, channels=c_pad)
+    else:
+        assert c_pad == weight.shape[0], "pooled_usable: C_out must be a multiple of the vector width"
+        gbuf = kernels.pooled_to_grid(nhwc_view(grad_out).contiguous(), nhwc_view(idx), pool, g.out_hw, span, rows,
+                                      hs, ws)
     w_flip = kernels.tap_weights(weight, rows=c_pad, flip=True)  # (T, C_out', C_in')
     grad_x = empty_channels_last(grad_out, (n, c_in, *x_hw))
     kernels.direct_conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x),
@@ -88,20 +96,33 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, in
     return grad_x
 
 
-def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile: int = -1) -> torch.Tensor:
+def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile: int = -1,
+                idx: torch.Tensor | None = None, pool: tuple[int, int] = (1, 1)) -> torch.Tensor:
     """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (rebuilt here from x); `tile`: a
-    variant of `kernels.direct_tiles("weight_grad")`, -1 built-in.
+    variant of `kernels.direct_tiles("weight_grad")`, -1 built-in. With `idx` (`forward_pool`'s arg-max taps),
+    grad_out is the gradient of the conv's max pooled output, expanded inside the kernel (`pooled_usable`).
 
     Shape:
-        x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)` -> `(C_out, C_in, kH, kW)` contiguous.
+        x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)`, or with idx `(N, C_out, H_out // pH,
+        W_out // pW)` and idx the same shape (uint8, channels_last) -> `(C_out, C_in, kH, kW)` contiguous.
     """
     n, c_in = x.shape[:2]
     c_out, (kh, kw), (ho, wo) = grad_out.shape[1], g.kernel, g.out_hw
     hs, ws, _ = grid_dims(g)
     c_pad = kernels.padded_channels(c_out)
     dense = nhwc_view(grad_out)  # (N, H_out, W_out, C_out'): as it comes when it already is one, else copied
-    if c_pad != c_out or not dense.is_contiguous():
+    if idx is not None:
+        assert c_pad == c_out, "pooled_usable: C_out must be a multiple of the vector width"
+        dense, idx = dense.contiguous(), nhwc_view(idx)
+    elif c_pad != c_out or not dense.is_contiguous():
         dense = kernels.to_grid(grad_out, 0, n * ho * wo, ho, wo, channels=c_pad).view(n, ho, wo, c_pad)
     dw = kernels.direct_weight_grad(_x_grid(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
-                                    tile=tile)  # (kH*kW, C_in, C_out')
+                                    tile=tile, idx=idx, pool=pool)  # (kH*kW, C_in, C_out')
     return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()
+
+
+def pooled_usable(grad_out: torch.Tensor, idx: torch.Tensor) -> bool:
+    """Can `weight_grad` take this pooled gradient and arg-max as they are: C_out a multiple of the vector width
+    (no padding channels) and idx channels_last, as `forward_pool` writes it."""
+    return (kernels.padded_channels(grad_out.shape[1]) == grad_out.shape[1]
+            and idx.is_contiguous(memory_format=torch.channels_last))

@@ -150,8 +150,12 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cnnexp_grid_conv_weight_grad.argtypes = [ptr, i64, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i32,
                                                  i32]
     lib.cnnexp_grid_conv_weight_grad.restype = i32
+    lib.cnnexp_grid_conv_weight_grad_pooled.argtypes = [ptr, i64, ptr, ptr, i64, ptr, i32, ptr] + [i64] * 5 + [i32] * 4
+    lib.cnnexp_grid_conv_weight_grad_pooled.restype = i32
     lib.cnnexp_to_grid.argtypes = [ptr] + [i64] * 8 + [ptr] + [i64] * 5 + [i32]
     lib.cnnexp_to_grid.restype = None
+    lib.cnnexp_pooled_to_grid.argtypes = [ptr, ptr] + [i64] * 4 + [i32] * 2 + [ptr] + [i64] * 4 + [i32]
+    lib.cnnexp_pooled_to_grid.restype = None
     lib.cnnexp_tap_weights.argtypes = [ptr, i64, i64, i64, i64, i32, ptr, i64, i64]
     lib.cnnexp_tap_weights.restype = None
     lib.cnnexp_max_pool.argtypes = [ptr, ptr] + [i64] * 12 + [i32]
@@ -273,6 +277,25 @@ def to_grid(x: torch.Tensor, first: int, rows: int, hs: int, ws: int, channels: 
     return buf
 
 
+def pooled_to_grid(grad: torch.Tensor, idx: torch.Tensor, pool: tuple[int, int], hw: tuple[int, int], first: int,
+                   rows: int, hs: int, ws: int) -> torch.Tensor:
+    """`to_grid` of the gradient of a conv whose `hw` output a max pool of `pool` windows tiled, written straight
+    from the pooled gradient `grad` and its arg-max taps `idx` (`direct_conv_pool`): the scattered gradient
+    (`max_pool_scatter`) on the grid, without storing it first.
+
+    Shape:
+        grad, idx: `(N, H // pH, W // pW, C)` contiguous (float32, uint8) -> `(rows, C)`.
+    """
+    n, c = grad.shape[0], grad.shape[-1]
+    assert grad.is_contiguous() and idx.is_contiguous() and idx.dtype == torch.uint8 and idx.shape == grad.shape
+    assert grad.shape[1:3] == (hw[0] // pool[0], hw[1] // pool[1]) and hs >= hw[0] and ws >= hw[1]
+    assert rows >= first + n * hs * ws, "pooled_to_grid: the grid does not hold the gradient"
+    buf = grad.new_empty((rows, c))
+    library().cnnexp_pooled_to_grid(grad.data_ptr(), idx.data_ptr(), n, c, *hw, *pool, buf.data_ptr(), rows, first,
+                                    hs, ws, torch.get_num_threads())
+    return buf
+
+
 @functools.lru_cache(maxsize=256)
 def _offsets(offsets: tuple[int, ...]) -> torch.Tensor:
     return torch.tensor(offsets, dtype=torch.int64)
@@ -351,25 +374,34 @@ def direct_conv_pool(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_t
 
 
 def direct_weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, offsets: list[int],
-                tile: int = -1) -> torch.Tensor:
+                       tile: int = -1, idx: torch.Tensor | None = None, pool: tuple[int, int] = (1, 1)) -> torch.Tensor:
     """`dw[t] = sum over pixels of buf[p + offsets[t]]^T grad[n, y, x]`, the weight gradient.
 
-    `tile`: an index into `direct_tiles("weight_grad")`, or -1 for the kernel's built-in choice.
+    `tile`: an index into `direct_tiles("weight_grad")`, or -1 for the kernel's built-in choice. With `idx`, the
+    conv was followed by a max pool of `pool` windows that tile its output: `grad` is the pooled gradient and idx
+    its arg-max taps (`direct_conv_pool`), expanded a few rows at a time inside the kernel (the full-size gradient
+    is never stored), with the same sums as on the scattered gradient (`max_pool_scatter`).
 
     Shape:
         buf: `(>= N*Hs*Ws + max(offsets), C)` contiguous; grad: `(N, H_out, W_out, C_out')` contiguous, C_out'
-        a multiple of the vector width; grid: `(N, Hs, Ws, H_out, W_out)` -> `(T, C, C_out')`.
+        a multiple of the vector width (with idx: `(N, H_out // pH, W_out // pW, C_out')`, and idx the same shape,
+        uint8); grid: `(N, Hs, Ws, H_out, W_out)` -> `(T, C, C_out')`.
     """
     n, hs, ws, ho, wo = grid
     c_out_p = grad.shape[-1]
     assert buf.is_contiguous() and grad.is_contiguous() and c_out_p % vec_width() == 0
-    assert grad.shape == (n, ho, wo, c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
+    assert grad.shape == (n, ho // pool[0], wo // pool[1], c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
     dw = buf.new_zeros((len(offsets), buf.shape[1], c_out_p))
     offs = _offsets(tuple(offsets))
-    used = library().cnnexp_grid_conv_weight_grad(
-        buf.data_ptr(), buf.shape[1], grad.data_ptr(), c_out_p, offs.data_ptr(), len(offsets), dw.data_ptr(),
-        n, hs, ws, ho, wo, torch.get_num_threads(), tile,
-    )
+    common = (c_out_p, offs.data_ptr(), len(offsets), dw.data_ptr(), n, hs, ws, ho, wo)
+    if idx is None:
+        used = library().cnnexp_grid_conv_weight_grad(buf.data_ptr(), buf.shape[1], grad.data_ptr(), *common,
+                                                      torch.get_num_threads(), tile)
+    else:
+        assert idx.shape == grad.shape and idx.is_contiguous() and idx.dtype == torch.uint8
+        used = library().cnnexp_grid_conv_weight_grad_pooled(buf.data_ptr(), buf.shape[1], grad.data_ptr(),
+                                                             idx.data_ptr(), *common, *pool, torch.get_num_threads(),
+                                                             tile)
     _check_tile(used, tile, "weight_grad")
     return dw
 

@@ -1,6 +1,6 @@
 """`cnnexp::conv2d_max_pool`: the conv + pool op gives the unfused pair's output and gradients, on every path
-(compiled kernel and each register tile, the PyTorch fallback), with the pool's tie and NaN rules; its custom ops
-register like the others."""
+(compiled kernel and each register tile, the PyTorch fallback; gradients from the pooled gradient or the scattered
+one), with the pool's tie and NaN rules; its custom ops register like the others."""
 
 from __future__ import annotations
 
@@ -105,6 +105,41 @@ def test_every_register_tile_pools_its_own_conv_output():
     assert ran >= 2
 
 
+def test_pooled_gradients_are_the_scattered_gradients_on_every_tile():
+    """The kernel's gradients from the pooled gradient and its arg-max taps (G never stored) equal, bit for bit,
+    the same tile's gradients of the scattered G, with the dropped last row and column getting zeros."""
+    require_kernels()
+    x, weight, bias = (t.detach() for t in operands(2, 16, 9, 11, 32))
+    g = conv_geometry(x, weight, bias, 1, "same", 1)
+    _, idx = grid_direct.forward_pool(x, weight, bias, g, (2, 2))
+    grad = torch.randn(2, 32, 4, 5).contiguous(memory_format=torch.channels_last)
+    scattered = kernels.max_pool_scatter(grad, idx, (9, 11), (2, 2))
+    assert grid_direct.pooled_usable(grad, idx)
+    ran = {"conv": 0, "weight_grad": 0}
+    for table, compute in (("conv", lambda gr, **kw: grid_direct.input_grad(gr, weight, (9, 11), g, **kw)),
+                           ("weight_grad", lambda gr, **kw: grid_direct.weight_grad(x, gr, g, **kw))):
+        for tile in range(len(kernels.direct_tiles(table))):
+            try:
+                want = compute(scattered, tile=tile)
+            except ValueError:  # this tile cannot run these channels
+                continue
+            torch.testing.assert_close(compute(grad, tile=tile, idx=idx, pool=(2, 2)), want, rtol=0, atol=0)
+            ran[table] += 1
+    assert min(ran.values()) >= 2
+
+
+def test_the_first_layer_needs_only_the_weight_and_bias_gradients():
+    """x without a gradient (the images): dL/dW and dL/db alone, as the unfused pair gives them."""
+    require_kernels()
+    x, weight, bias = operands(2, 3, 8, 8, 16)
+    x.requires_grad_(False)
+    got, want = (torch.autograd.grad(fn().sum(), (weight, bias))
+                 for fn in (lambda: conv2d_max_pool(x, weight, bias, "same", 1, 2),
+                            lambda: max_pool2d(conv2d(x, weight, bias, padding="same"), 2)))
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-6, atol=1e-6)
+
+
 def test_arg_max_bytes_name_the_first_maximum_and_scatter_back():
     """The arg-max byte of each window is the row-major index of its first maximum, and the scatter puts the
     gradient there (zeros on the dropped last row)."""
@@ -135,7 +170,10 @@ def test_custom_ops_schema_fake_and_autograd_registration(dtype):
     grads = tuple(t.clone().requires_grad_() for t in (x, weight, bias))
     torch.library.opcheck(conv_pool.conv2d_max_pool_op, (*grads, *args), test_utils=utils)
     y, idx = conv_pool.conv2d_max_pool_op(x, weight, bias, *args)
-    torch.library.opcheck(conv_pool.max_pool_scatter_op, (torch.randn_like(y), idx, [7, 9], [2, 2]), test_utils=utils)
+    grad = torch.randn_like(y)
+    torch.library.opcheck(conv_pool.max_pool_scatter_op, (grad, idx, [7, 9], [2, 2]), test_utils=utils)
+    torch.library.opcheck(conv_pool.pooled_input_grad_op, (grad, idx, weight, [7, 9], *args), test_utils=utils)
+    torch.library.opcheck(conv_pool.pooled_weight_grad_op, (grad, idx, x, [3, 3], *args), test_utils=utils)
 
 
 @pytest.mark.gpu

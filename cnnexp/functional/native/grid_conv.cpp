@@ -143,17 +143,20 @@ static bool rows_of_three(const int64_t* off, int T) {
     return true;
 }
 
-// dw[t + j, c0..c0+RC, co..co+V*VEC) += sum over the pixels of image rows [s0, s1) (s = n*H_out + y), for the
-// KW taps t..t+KW-1 of a kernel row (consecutive offsets when KW > 1). Written over input columns u = x + j:
-// input pixel u meets g[u - j] for tap j, so a window of the last KW gradient vectors slides along the row
-// and one broadcast input value feeds KW*V multiply-adds.
+// Image rows (about 256 pixels) a weight-gradient pass keeps in cache at a time.
+static int64_t dw_chunk(const Grid& grid) { return std::max<int64_t>(1, 256 / grid.wo); }
+
+// dw[t + j, c0..c0+RC, co..co+V*VEC) += sum over the pixels of image rows [s0, s1) (s = n*H_out + y; g points
+// at row s0's gradient), for the KW taps t..t+KW-1 of a kernel row (consecutive offsets when KW > 1). Written
+// over input columns u = x + j: input pixel u meets g[u - j] for tap j, so a window of the last KW gradient
+// vectors slides along the row and one broadcast input value feeds KW*V multiply-adds.
 template <int RC, int V, int KW>
 static inline void dw_tile(const float* in, int64_t C, const float* g, int64_t CoP, int64_t t_off, int64_t c0,
                            int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
     vf acc[KW][RC][V] = {};
     for (int64_t s = s0; s < s1; ++s) {
         const float* xp = in + (grid.row(s) + t_off) * C + c0;
-        const float* gp = g + s * grid.wo * CoP + co;
+        const float* gp = g + (s - s0) * grid.wo * CoP + co;
         vf win[KW][V] = {};  // win[j] = g[u - j], zero outside the row
         for (int64_t u = 0; u < grid.wo + KW - 1; ++u, xp += C) {
 #pragma GCC unroll 8
@@ -190,26 +193,31 @@ static inline void dw_tail(int rc, const float* in, int64_t C, const float* g, i
     }
 }
 
+// Image rows [s0, s1) in chunks that stay in cache; g: the dense gradient (N, Ho, Wo, CoP), or null with
+// `pooled` (pool_argmax.h) to expand each chunk's rows into `scratch` (chunk * wo * CoP floats) first, so the
+// full-size gradient is never stored.
 template <int RC, int V, int KW>
-static void dw_rows(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off, int T, float* dw,
-                    const Grid& grid, int64_t s0, int64_t s1) {
-    const int64_t chunk = std::max<int64_t>(1, 256 / grid.wo);  // image rows (~256 pixels) kept in L2
+static void dw_rows(const float* in, int64_t C, const float* g, const PooledGrad* pooled, float* scratch, int64_t CoP,
+                    const int64_t* off, int T, float* dw, const Grid& grid, int64_t s0, int64_t s1) {
+    const int64_t chunk = dw_chunk(grid);
     for (int64_t q0 = s0; q0 < s1; q0 += chunk) {
         const int64_t q1 = std::min(s1, q0 + chunk);
+        if (pooled) pooled->lines(grid.ho, grid.wo, CoP, q0, q1, scratch);
+        const float* gq = pooled ? scratch : g + q0 * grid.wo * CoP;
         for (int t = 0; t < T; t += KW) {
             float* dw_t = dw + (int64_t)t * C * CoP;
             for (int64_t co = 0; co + V * VEC <= CoP; co += V * VEC) {
                 int64_t c = 0;
-                for (; c + RC <= C; c += RC) dw_tile<RC, V, KW>(in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t);
-                if (c < C) dw_tail<RC, V, KW>((int)(C - c), in, C, g, CoP, off[t], c, co, grid, q0, q1, dw_t);
+                for (; c + RC <= C; c += RC) dw_tile<RC, V, KW>(in, C, gq, CoP, off[t], c, co, grid, q0, q1, dw_t);
+                if (c < C) dw_tail<RC, V, KW>((int)(C - c), in, C, gq, CoP, off[t], c, co, grid, q0, q1, dw_t);
             }
         }
     }
 }
 
 template <int RC, int V, int KW>
-static void dw_parallel(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off, int T,
-                        float* dw, const Grid& grid, int64_t S, int threads) {
+static void dw_parallel(const float* in, int64_t C, const float* g, const PooledGrad* pooled, int64_t CoP,
+                        const int64_t* off, int T, float* dw, const Grid& grid, int64_t S, int threads) {
     const int64_t size = (int64_t)T * C * CoP;
     std::vector<float> partial((size_t)std::max(threads - 1, 0) * size, 0.0f);
 #pragma omp parallel num_threads(threads)
@@ -219,9 +227,11 @@ static void dw_parallel(const float* in, int64_t C, const float* g, int64_t CoP,
         id = omp_get_thread_num();
         n = omp_get_num_threads();
 #endif
+        std::vector<float> scratch(pooled ? (size_t)(dw_chunk(grid) * grid.wo * CoP) : 0);
         float* mine = id == 0 ? dw : partial.data() + (size_t)(id - 1) * size;
         const int64_t per = (S + n - 1) / n;
-        dw_rows<RC, V, KW>(in, C, g, CoP, off, T, mine, grid, std::min(S, id * per), std::min(S, (id + 1) * per));
+        dw_rows<RC, V, KW>(in, C, g, pooled, scratch.data(), CoP, off, T, mine, grid, std::min(S, id * per),
+                           std::min(S, (id + 1) * per));
     }
     for (int k = 0; k + 1 < threads; ++k)
         for (int64_t i = 0; i < size; ++i) dw[i] += partial[(size_t)k * size + i];
@@ -282,6 +292,14 @@ static int resolve_conv_tile(const int64_t* off, int T, int64_t CoP, int tile) {
     return tile < N_CONV_TILES && tile_fits(CONV_TILE_TABLE, tile, vecs, rows3) ? tile : -1;
 }
 
+// The weight-gradient tile to run: `tile`, or the built-in choice when it is negative; -1 when it cannot run.
+static int resolve_dw_tile(const int64_t* off, int T, int64_t CoP, int tile) {
+    const int64_t vecs = CoP / VEC;
+    const bool rows3 = rows_of_three(off, T);
+    if (tile < 0) tile = default_dw_tile(vecs, rows3);
+    return tile < N_DW_TILES && tile_fits(DW_TILE_TABLE, tile, vecs, rows3) ? tile : -1;
+}
+
 extern "C" {
 
 int cnnexp_vec_width() { return VEC; }
@@ -333,12 +351,28 @@ int cnnexp_grid_conv_weight_grad(const float* in, int64_t C, const float* g, int
                                  int T, float* dw, int64_t N, int64_t hs, int64_t ws, int64_t ho, int64_t wo,
                                  int threads, int tile) {
     const Grid grid{hs, ws, ho, wo};
-    const int64_t S = N * ho, vecs = CoP / VEC;
-    const bool rows3 = rows_of_three(off, T);
-    if (tile < 0) tile = default_dw_tile(vecs, rows3);
-    if (tile >= N_DW_TILES || !tile_fits(DW_TILE_TABLE, tile, vecs, rows3)) return -1;
+    if ((tile = resolve_dw_tile(off, T, CoP, tile)) < 0) return -1;
     int k = 0;
-#define RUN(RC, V, KW) if (tile == k++) dw_parallel<RC, V, KW>(in, C, g, CoP, off, T, dw, grid, S, threads);
+#define RUN(RC, V, KW) \
+    if (tile == k++) dw_parallel<RC, V, KW>(in, C, g, nullptr, CoP, off, T, dw, grid, N * ho, threads);
+    DW_TILES(RUN)
+#undef RUN
+    return tile;
+}
+
+// The same weight gradient when a ph x pw max pool that tiles the conv's output followed it: from the pooled
+// gradient gy (N, Ho/ph, Wo/pw, CoP) dense and its arg-max taps idx (the same shape, bytes), without storing
+// the full-size gradient (PooledGrad). The same sums in the same order as the dense call on the scattered
+// gradient. Returns as cnnexp_grid_conv_weight_grad.
+int cnnexp_grid_conv_weight_grad_pooled(const float* in, int64_t C, const float* gy, const uint8_t* idx,
+                                        int64_t CoP, const int64_t* off, int T, float* dw, int64_t N, int64_t hs,
+                                        int64_t ws, int64_t ho, int64_t wo, int ph, int pw, int threads, int tile) {
+    const Grid grid{hs, ws, ho, wo};
+    const PooledGrad pooled{gy, idx, ph, pw};
+    if ((tile = resolve_dw_tile(off, T, CoP, tile)) < 0) return -1;
+    int k = 0;
+#define RUN(RC, V, KW) \
+    if (tile == k++) dw_parallel<RC, V, KW>(in, C, nullptr, &pooled, CoP, off, T, dw, grid, N * ho, threads);
     DW_TILES(RUN)
 #undef RUN
     return tile;

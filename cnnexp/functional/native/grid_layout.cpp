@@ -8,11 +8,16 @@
 //     flattened grid of grid_gemm.grid_dims: buf (rows, Cb) is zero except pixel (n, y, x), channels [0, C), at
 //     row first + (n*hs + y)*ws + x. The zero rows and columns are the convolution's shared padding, the
 //     zero channels [C, Cb) the vector-width padding of a gradient.
+// cnnexp_pooled_to_grid: the same grid (Cb = C) of the gradient of a conv followed by a max pool that tiles it,
+//     written from the pooled gradient and its arg-max taps (PooledGrad, pool_argmax.h), so that the input
+//     gradient never stores the full-size gradient nor copies it.
 // cnnexp_tap_weights: a (Co, Ci, kh, kw) weight as the kernel's (T, rows, cols) taps, zero-padded:
 //     out[i*kw + j, c, o] = w[o, c, i, j] (forward), or, with flip, the input gradient's flipped and
 //     transposed kernel out[i*kw + j, o, c] = w[o, c, kh-1-i, kw-1-j].
 #include <cstdint>
 #include <cstring>
+
+#include "pool_argmax.h"
 
 namespace {
 
@@ -67,6 +72,26 @@ void cnnexp_to_grid(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, 
             }
         }
         zero(out + W * Cb, (ws - W) * Cb);
+    }
+}
+
+void cnnexp_pooled_to_grid(const float* gy, const uint8_t* idx, int64_t N, int64_t C, int64_t ho, int64_t wo, int ph,
+                           int pw, float* buf, int64_t rows, int64_t first, int64_t hs, int64_t ws, int threads) {
+    const PooledGrad pooled{gy, idx, ph, pw};
+    const int64_t lines = N * hs, end = first + lines * ws;
+    zero(buf, first * C);
+    zero(buf + end * C, (rows - end) * C);
+    const int nthreads = lines * ws * C >= PARALLEL_MIN_FLOATS ? threads : 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t line = 0; line < lines; ++line) {
+        const int64_t n = line / hs, y = line % hs;
+        float* out = buf + (first + line * ws) * C;
+        if (y >= ho) {
+            zero(out, ws * C);
+            continue;
+        }
+        pooled.lines(ho, wo, C, n * ho + y, n * ho + y + 1, out);
+        zero(out + wo * C, (ws - wo) * C);
     }
 }
 

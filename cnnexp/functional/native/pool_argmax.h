@@ -78,12 +78,11 @@ static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int6
     }
 }
 
-// The gradient of one pooled row: the ph input rows (pixels of C floats, `row` floats apart, Wp*pw pixels each)
-// get g[xp, c] on the tap idx[xp, c] of each window and zero on the others. PH, PW as pool_argmax_row.
-template <int PH = 0, int PW = 0>
-static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
-                                    float* out, int64_t row) {
-    if (PH) ph = PH;
+// Line i of the gradient of one pooled row: the Wp*pw pixels (C floats each) of the window row i get g[xp, c]
+// where idx[xp, c] names a tap of that row (i*pw + j) and zero elsewhere. PW > 0: pw known when compiled.
+template <int PW = 0>
+static inline void pool_scatter_line(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int i, int pw,
+                                     float* out) {
     if (PW) pw = PW;
     for (int64_t xp = 0; xp < Wp; ++xp) {
         const float* gp = g + xp * C;
@@ -94,14 +93,21 @@ static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t 
             const vf grad = load(gp + c);
             const vi best = load_bytes(k + c);
 #pragma GCC unroll 4
-            for (int i = 0; i < ph; ++i)
-#pragma GCC unroll 4
-                for (int j = 0; j < pw; ++j) store(q + i * row + j * C + c, best == i * pw + j ? grad : vf{});
+            for (int j = 0; j < pw; ++j) store(q + j * C + c, best == i * pw + j ? grad : vf{});
         }
         for (; c < C; ++c)
-            for (int i = 0; i < ph; ++i)
-                for (int j = 0; j < pw; ++j) q[i * row + j * C + c] = k[c] == i * pw + j ? gp[c] : 0.0f;
+            for (int j = 0; j < pw; ++j) q[j * C + c] = k[c] == i * pw + j ? gp[c] : 0.0f;
     }
+}
+
+// The gradient of one pooled row: the ph input rows (pixels of C floats, `row` floats apart, Wp*pw pixels each)
+// get g[xp, c] on the tap idx[xp, c] of each window and zero on the others. PH, PW as pool_argmax_row.
+template <int PH = 0, int PW = 0>
+static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
+                                    float* out, int64_t row) {
+    if (PH) ph = PH;
+#pragma GCC unroll 4
+    for (int i = 0; i < ph; ++i) pool_scatter_line<PW>(g, idx, C, Wp, i, pw, out + i * row);
 }
 
 // pool_argmax_row / pool_scatter_row unrolled for 2x2 windows, else as given.
@@ -116,3 +122,36 @@ static inline void pool_scatter_row_any(const float* g, const uint8_t* idx, int6
     if (ph == 2 && pw == 2) pool_scatter_row<2, 2>(g, idx, C, Wp, ph, pw, out, row);
     else pool_scatter_row(g, idx, C, Wp, ph, pw, out, row);
 }
+
+static inline void pool_scatter_line_any(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int i, int pw,
+                                         float* out) {
+    if (pw == 2) pool_scatter_line<2>(g, idx, C, Wp, i, pw, out);
+    else pool_scatter_line(g, idx, C, Wp, i, pw, out);
+}
+
+// The upstream gradient of a conv followed by a ph x pw max pool that tiles its (Ho, Wo) output, as the pool left
+// it: the pooled gradient gy (N, Ho/ph, Wo/pw, C) dense and its arg-max taps idx (the same shape, bytes). `lines`
+// writes the conv's dense gradient lines [s0, s1) (s = n*Ho + y; Wo pixels of C floats each, `stride` floats
+// apart): gy on the taps idx names, zero elsewhere and on the rows and columns the 'valid' pool dropped. The
+// weight gradient (grid_conv.cpp) expands a few lines at a time into a buffer that stays in cache, the input
+// gradient's grid (grid_layout.cpp) is written from it directly: the full-size gradient is never stored.
+struct PooledGrad {
+    const float* gy;
+    const uint8_t* idx;
+    int ph, pw;
+
+    void lines(int64_t ho, int64_t wo, int64_t C, int64_t s0, int64_t s1, float* out, int64_t stride = 0) const {
+        const int64_t hp = ho / ph, wp = wo / pw;
+        if (!stride) stride = wo * C;
+        for (int64_t s = s0; s < s1; ++s, out += stride) {
+            const int64_t n = s / ho, y = s % ho;
+            if (y >= hp * ph) {
+                std::memset(out, 0, wo * C * sizeof(float));
+                continue;
+            }
+            const int64_t at = (n * hp + y / ph) * wp * C;
+            pool_scatter_line_any(gy + at, idx + at, C, wp, (int)(y % ph), pw, out);
+            std::memset(out + wp * pw * C, 0, (wo - wp * pw) * C * sizeof(float));
+        }
+    }
+};
