@@ -172,10 +172,10 @@ def init_params(batch_shape, device, seed=0) -> list[torch.Tensor]:
 
 def conv_relu_pool(x, weight, bias, conv, pool):
     """One conv 'same' + ReLU + 2x2 max pool of the model. cnnexp's own conv and pool run as KerasSequential runs
-    them (`cnnexp.models.fusion`): ReLU after the pool, conv and pool as one op where `fusable`."""
+    them (`cnnexp.models.fusion`): ReLU after the pool, conv, pool and ReLU as one op where `fusable`."""
     if conv is conv2d and pool is max_pool2d:
         if fusable(x, weight, 2, 2, "valid"):
-            return F.relu(conv2d_max_pool(x, weight, bias, "same", 1, 2))
+            return conv2d_max_pool(x, weight, bias, "same", 1, 2, relu=True)
         return F.relu(pool(conv(x, weight, bias, padding="same")))
     return pool(F.relu(conv(x, weight, bias, padding="same")))
 

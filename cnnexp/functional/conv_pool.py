@@ -7,14 +7,18 @@ largest map of the step, passes through memory three times. Here the pool is the
     y, idx = max pool of conv(x, W) + b over pH x pW windows that tile it    # (N, C_out, H_out//pH, W_out//pW)
 
 with `idx` the arg-max tap `i*pW + j` of each window (one byte): the FIRST maximum in row-major window order,
-or the first NaN, the rule of `max_pool2d`. The CPU kernel (`grid_direct.forward_pool`) computes the conv rows
-one pooled row needs into a small per-thread buffer and pools them there, so the full-size output is never
-stored; other paths (im2col, grid_gemm) pool their output with `kernels.max_pool_argmax`, and other devices take
-the tap-by-tap PyTorch path below. On the CPU the path is the one planned for the conv's forward (`conv2d.planned`,
-the same decision and key), so the fused op and `conv2d` sum in the same order and agree exactly. Backward:
+or the first NaN, the rule of `max_pool2d`. With `relu` (the lecture's Conv2D activation) y is ReLU'd in the same
+epilogue, and a value ReLU clips to zero gets `idx = CLIPPED`, which names no tap: ReLU's backward is then the
+scatter's own zero, with no ReLU output stored or read again. The CPU kernel (`grid_direct.forward_pool`)
+computes the conv rows one pooled row needs into a small per-thread buffer and pools them there, so the full-size
+output is never stored; other paths (im2col, grid_gemm) pool their output with `kernels.max_pool_argmax`, and
+other devices take the tap-by-tap PyTorch path below. On the CPU the path is the one planned for the conv's
+forward (`conv2d.planned`, the same decision and key), so the fused op and `conv2d` sum in the same order and
+agree exactly. Backward:
 
     G     = dL/dy scattered onto the taps idx names, zeros elsewhere    # (N, C_out, H_out, W_out), the pool's backward
-    dL/dx, dL/dW = the conv's own gradients of G; dL/db = sum of dL/dy (each value lands once in G)
+    dL/dx, dL/dW = the conv's own gradients of G; dL/db = sum of dL/dy (each value lands once in G) where not
+                   CLIPPED
 
 as two ops that take dL/dy and idx (`cnnexp::max_pool_conv2d_input_grad`, `..._weight_grad`): their CPU kernel
 writes G straight onto the input gradient's padded grid, and expands it a few rows at a time inside the weight
@@ -38,15 +42,17 @@ from .geometry import (
 )
 from .im2col import empty_channels_last
 
-MAX_TAPS = 255  # an arg-max is one byte
+MAX_TAPS = 255  # an arg-max is one byte, and 255 is none of a window's taps:
+CLIPPED = kernels.CLIPPED  # the arg-max of a value ReLU clipped to zero (it gets no gradient)
 
 
 def _pooled_shape(x: torch.Tensor, c_out: int, g: WindowGeometry, pool: list[int]) -> tuple[int, int, int, int]:
     return (x.shape[0], c_out, g.out_hw[0] // pool[0], g.out_hw[1] // pool[1])
 
 
-def _argmax_taps(y: torch.Tensor, pool: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pool of y with its arg-max, tap by tap with PyTorch ops (any device and dtype).
+def _argmax_taps(y: torch.Tensor, pool: list[int], relu: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pool of y with its arg-max, tap by tap with PyTorch ops (any device and dtype); `relu`: then ReLU'd, the
+    clipped values' arg-max `CLIPPED`.
 
     Shape: y `(N, C, H, W)` -> `(N, C, H // pH, W // pW)` channels_last, and the arg-max taps (uint8).
     """
@@ -60,6 +66,9 @@ def _argmax_taps(y: torch.Tensor, pool: list[int]) -> tuple[torch.Tensor, torch.
         take = (v > best) | (v.isnan() & ~best.isnan())  # larger, or the first NaN
         best = torch.where(take, v, best)
         idx = torch.where(take, torch.full_like(idx, t), idx)
+    if relu:  # max(best, 0) with NaN kept, as torch.relu
+        clipped = best <= 0
+        best, idx = best.masked_fill(clipped, 0), idx.masked_fill(clipped, CLIPPED)
     return best.contiguous(memory_format=torch.channels_last), idx.contiguous(memory_format=torch.channels_last)
 
 
@@ -80,38 +89,41 @@ def _scatter_taps(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: list[int], po
 # --- cnnexp::conv2d_max_pool -------------------------------------------------------------------------------------
 
 
-def _forward_cpu(x, weight, bias, stride, pads, dilation, pool) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_cpu(x, weight, bias, stride, pads, dilation, pool, relu=False) -> tuple[torch.Tensor, torch.Tensor]:
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
     pool = tuple(pool)
 
     def run(path, **kw):
         if path is grid_direct:
-            return grid_direct.forward_pool(x, weight, bias, geom, pool, **kw)
+            return grid_direct.forward_pool(x, weight, bias, geom, pool, relu=relu, **kw)
         y = path.forward(x, weight, bias, geom).contiguous(memory_format=torch.channels_last)
-        return kernels.max_pool_argmax(y, pool) if kernels.max_pool_usable(y) else _argmax_taps(y, list(pool))
+        if kernels.max_pool_usable(y):
+            return kernels.max_pool_argmax(y, pool, relu)
+        return _argmax_taps(y, list(pool), relu)
 
     # the conv forward's own decision (and key): fused or not, a forward computes the same sums in the same order
     return planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias), run)
 
 
-def _forward_portable(x, weight, bias, stride, pads, dilation, pool) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_portable(x, weight, bias, stride, pads, dilation, pool, relu=False) -> tuple[torch.Tensor, torch.Tensor]:
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
-    return _argmax_taps(builtin_path(geom, native=False).forward(x, weight, bias, geom), pool)
+    return _argmax_taps(builtin_path(geom, native=False).forward(x, weight, bias, geom), pool, relu)
 
 
 conv2d_max_pool_op = torch.library.custom_op(
     "cnnexp::conv2d_max_pool", _forward_portable, mutates_args=(),
-    schema="(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] pads, int[] dilation, int[] pool) "
-           "-> (Tensor, Tensor)",
+    schema="(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] pads, int[] dilation, int[] pool, "
+           "bool relu=False) -> (Tensor, Tensor)",
 )
-"""`cnnexp::conv2d_max_pool(x, weight, bias, stride, pads, dilation, pool)` -> (pooled y channels_last, arg-max
-taps uint8): `cnnexp::conv2d` followed by a max pool of `pool` windows that tile its output."""
+"""`cnnexp::conv2d_max_pool(x, weight, bias, stride, pads, dilation, pool, relu)` -> (pooled y channels_last,
+arg-max taps uint8): `cnnexp::conv2d` followed by a max pool of `pool` windows that tile its output, and with
+`relu` a ReLU (arg-max `CLIPPED` where it clips)."""
 conv2d_max_pool_op.register_kernel("cpu")(_forward_cpu)
 conv2d_max_pool_op.register_kernel("cuda")(_forward_portable)
 
 
 @conv2d_max_pool_op.register_fake
-def _conv2d_max_pool_fake(x, weight, bias, stride, pads, dilation, pool):
+def _conv2d_max_pool_fake(x, weight, bias, stride, pads, dilation, pool, relu=False):
     geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
     shape = _pooled_shape(x, weight.shape[0], geom, pool)
     return empty_channels_last(x, shape), empty_channels_last(x, shape, torch.uint8)
@@ -219,12 +231,22 @@ def _pooled_weight_grad_fake(grad_out, idx, x, kernel, stride, pads, dilation, p
 
 
 def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-    x, weight, bias, stride, pads, dilation, pool = inputs
+    x, weight, bias, stride, pads, dilation, pool, *relu = inputs  # the dispatcher drops relu when it is False
     ctx.save_for_backward(x, weight, output[1])
     ctx.mark_non_differentiable(output[1])
     ctx.window = (list(stride), list(pads), list(dilation))
     ctx.pool = list(pool)
     ctx.has_bias = bias is not None
+    ctx.relu = bool(relu and relu[0])
+
+
+def _bias_grad(grad_out: torch.Tensor, idx: torch.Tensor, relu: bool) -> torch.Tensor:
+    """dL/db `(C_out,)`: each upstream value lands once in G, unless ReLU clipped it (`CLIPPED`)."""
+    if not relu:
+        return grad_out.sum(dim=(0, 2, 3))
+    if kernels.max_pool_usable(grad_out) and idx.is_contiguous(memory_format=torch.channels_last):
+        return kernels.pooled_bias_grad(grad_out, idx)
+    return torch.where(idx == CLIPPED, 0, grad_out).sum(dim=(0, 2, 3))
 
 
 def _backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.Tensor | None, ...]:
@@ -232,8 +254,8 @@ def _backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.T
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     grad_x = pooled_input_grad_op(grad_out, idx, weight, list(x.shape[2:]), *ctx.window, ctx.pool) if need_x else None
     grad_w = pooled_weight_grad_op(grad_out, idx, x, list(weight.shape[2:]), *ctx.window, ctx.pool) if need_w else None
-    grad_b = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None  # (C_out,)
-    return grad_x, grad_w, grad_b, None, None, None, None
+    grad_b = _bias_grad(grad_out, idx, ctx.relu) if need_b and ctx.has_bias else None
+    return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
 conv2d_max_pool_op.register_autograd(_backward, setup_context=_setup_context)
@@ -254,9 +276,11 @@ def fusable(x: torch.Tensor, weight: torch.Tensor, pool_size: IntPair, pool_stri
 
 
 def conv2d_max_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                    padding: Padding = "valid", dilation: IntPair = 1, pool_size: IntPair = 2) -> torch.Tensor:
+                    padding: Padding = "valid", dilation: IntPair = 1, pool_size: IntPair = 2,
+                    relu: bool = False) -> torch.Tensor:
     """`max_pool2d(conv2d(x, weight, bias, padding=padding, dilation=dilation), pool_size)` (stride 1, 'valid' pool
-    with stride = pool size) as one op that never stores the conv's full-size output.
+    with stride = pool size) as one op that never stores the conv's full-size output; `relu`: ReLU'd too (ReLU
+    after the pool is ReLU before it: `models.fusion`).
 
     Shape:
         x `(N, C_in, H, W)`, weight `(C_out, C_in, kH, kW)`, bias `(C_out,)` -> `(N, C_out, H_out // pH, W_out // pW)`,
@@ -273,5 +297,5 @@ def conv2d_max_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # as conv2d: one dtype throughout
     check_same_dtype("conv2d_max_pool", x, weight=weight, bias=bias)
     with autocast_off:
-        y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool))
+        y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool), relu)
     return y

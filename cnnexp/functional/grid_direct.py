@@ -50,9 +50,9 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g:
 
 
 def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
-                 pool: tuple[int, int], tile: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-    """`forward` max pooled by `pool` = (pH, pW) windows that tile its output, in one kernel call that never stores
-    the full-size output (`kernels.direct_conv_pool`).
+                 pool: tuple[int, int], tile: int = -1, relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """`forward` max pooled by `pool` = (pH, pW) windows that tile its output (then ReLU'd with `relu`), in one
+    kernel call that never stores the full-size output (`kernels.direct_conv_pool`).
 
     Shape:
         x, weight as `forward` -> the pooled output `(N, C_out, H_out // pH, W_out // pW)` channels_last, and each
@@ -64,7 +64,7 @@ def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     y = empty_channels_last(x, shape)
     idx = empty_channels_last(x, shape, torch.uint8)
     kernels.direct_conv_pool(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
-                             c_out, bias, pool, nhwc_view(y), nhwc_view(idx), tile=tile)
+                             c_out, bias, pool, nhwc_view(y), nhwc_view(idx), tile=tile, relu=relu)
     return y, idx
 
 

@@ -145,7 +145,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cnnexp_grid_conv.argtypes = [ptr, i64, ptr, i64, i64, ptr, i32, ptr, ptr, i64, i64, i64, i64, i64, i32, i32]
     lib.cnnexp_grid_conv.restype = i32
     lib.cnnexp_grid_conv_pool.argtypes = [ptr, i64, ptr, i64, i64, ptr, i32, ptr, ptr, ptr, i64, i64, i64, i64, i64,
-                                          i32, i32, i32, i32]
+                                          i32, i32, i32, i32, i32]
     lib.cnnexp_grid_conv_pool.restype = i32
     lib.cnnexp_grid_conv_weight_grad.argtypes = [ptr, i64, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i32,
                                                  i32]
@@ -162,10 +162,12 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cnnexp_max_pool.restype = None
     lib.cnnexp_max_pool_backward.argtypes = [ptr, ptr, ptr, ptr] + [i64] * 12 + [i32]
     lib.cnnexp_max_pool_backward.restype = None
-    lib.cnnexp_max_pool_argmax.argtypes = [ptr, ptr, ptr] + [i64] * 4 + [i32] * 3
+    lib.cnnexp_max_pool_argmax.argtypes = [ptr, ptr, ptr] + [i64] * 4 + [i32] * 4
     lib.cnnexp_max_pool_argmax.restype = None
     lib.cnnexp_max_pool_scatter.argtypes = [ptr, ptr, ptr] + [i64] * 4 + [i32] * 3
     lib.cnnexp_max_pool_scatter.restype = None
+    lib.cnnexp_pooled_bias_grad.argtypes = [ptr, ptr, i64, i64, ptr, i32]
+    lib.cnnexp_pooled_bias_grad.restype = None
     return lib
 
 
@@ -355,10 +357,11 @@ def direct_conv(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: 
 
 def direct_conv_pool(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_taps: torch.Tensor, c_out: int,
                      bias: torch.Tensor | None, pool: tuple[int, int], out: torch.Tensor, idx: torch.Tensor,
-                     tile: int = -1) -> None:
+                     tile: int = -1, relu: bool = False) -> None:
     """`direct_conv` max pooled by `pool` = (pH, pW) windows that tile its output ('valid', stride = pool size),
     without storing the convolution's output: writes the pooled maxima into `out` and each one's arg-max tap
-    (`i * pW + j` in its window, the first maximum or the first NaN) into `idx` (`native/pool_argmax.h`).
+    (`i * pW + j` in its window, the first maximum or the first NaN) into `idx` (`native/pool_argmax.h`). `relu`:
+    the maxima then go through ReLU, and those it clips to zero get the arg-max `CLIPPED` (no tap: no gradient).
 
     Shape:
         buf, grid, offsets, w_taps, bias: as `direct_conv`; out: `(N, H_out // pH, W_out // pW, C_out)` float32 and
@@ -369,7 +372,8 @@ def direct_conv_pool(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_t
     assert out.shape == idx.shape == pooled and out.is_contiguous() and idx.is_contiguous() and idx.dtype == torch.uint8
     w_taps, bias = w_taps.contiguous(), None if bias is None else bias.contiguous()
     used = library().cnnexp_grid_conv_pool(*_conv_operands(buf, grid, offsets, w_taps, c_out, bias), out.data_ptr(),
-                                           idx.data_ptr(), n, hs, ws, ho, wo, *pool, torch.get_num_threads(), tile)
+                                           idx.data_ptr(), n, hs, ws, ho, wo, *pool, int(relu), torch.get_num_threads(),
+                                           tile)
     _check_tile(used, tile, "conv")
 
 
@@ -408,6 +412,9 @@ def direct_weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, o
 
 # --- max pooling (native/max_pool.cpp) -------------------------------------------------------------------------
 
+CLIPPED = 255  # the arg-max byte of a pooled value ReLU clipped to zero (native/pool_argmax.h): no tap, no gradient
+
+
 def max_pool_usable(x: torch.Tensor) -> bool:
     """CPU float32 in channels_last memory format (as the custom conv's outputs are), kernels built."""
     return x.is_contiguous(memory_format=torch.channels_last) and usable(x)
@@ -440,9 +447,9 @@ def max_pool_backward(x: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor, 
     return gx
 
 
-def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int], relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The max pool of x by `pool` = (pH, pW) windows that tile it ('valid', stride = pool size), and each
-    maximum's arg-max tap in its window (as `direct_conv_pool`).
+    maximum's arg-max tap in its window (as `direct_conv_pool`, `relu` too).
 
     Shape: x `(N, C, H, W)` channels_last -> `(N, C, H // pH, W // pW)` channels_last float32 and uint8.
     """
@@ -451,7 +458,7 @@ def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int]) -> tuple[torch.Tenso
     shape = (n, c, h // pool[0], w // pool[1])
     y, idx = empty_channels_last(x, shape), empty_channels_last(x, shape, torch.uint8)
     library().cnnexp_max_pool_argmax(nhwc_view(x).data_ptr(), nhwc_view(y).data_ptr(), nhwc_view(idx).data_ptr(),
-                                     n, h, w, c, *pool, torch.get_num_threads())
+                                     n, h, w, c, *pool, int(relu), torch.get_num_threads())
     return y, idx
 
 
@@ -468,3 +475,17 @@ def max_pool_scatter(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: tuple[int,
     library().cnnexp_max_pool_scatter(gy.data_ptr(), ih.data_ptr(), nhwc_view(gx).data_ptr(), n, *x_hw, c, *pool,
                                       torch.get_num_threads())
     return gx
+
+
+def pooled_bias_grad(grad_out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The bias gradient of a conv + max pool + ReLU (`direct_conv_pool` with `relu`): the sum over pixels of
+    grad_out where idx is not `CLIPPED`, in one pass.
+
+    Shape: grad_out, idx `(N, C, Hp, Wp)` channels_last (float32, uint8) -> `(C,)`.
+    """
+    g, ih = nhwc_view(grad_out), nhwc_view(idx)
+    assert g.is_contiguous() and ih.is_contiguous() and idx.dtype == torch.uint8 and g.shape == ih.shape
+    out = grad_out.new_empty(grad_out.shape[1])
+    library().cnnexp_pooled_bias_grad(g.data_ptr(), ih.data_ptr(), g.numel() // g.shape[-1], g.shape[-1],
+                                      out.data_ptr(), torch.get_num_threads())
+    return out

@@ -13,7 +13,8 @@ TensorFlow's graph optimiser makes the same kinds of rewrite.
 
 Conv and pool as one op. Where `cnnexp.functional.conv_pool.fusable` says it pays (CPU float32 with the compiled
 kernels, a custom stride-1 Conv2D, a 'valid' MaxPool2D whose windows tile the conv's output), the pair runs as
-`conv2d_max_pool`, which never stores the conv's full-size output and keeps each window's arg-max for the backward.
+`conv2d_max_pool`, which never stores the conv's full-size output and keeps each window's arg-max for the backward;
+the ReLU after the pool runs in the same op (its epilogue, and the arg-max marks what it clipped).
 
 A layer with hooks always runs as itself (the feature-map pictures hook Conv2D outputs, and a hook must see the
 layer's own output), so nothing observable changes.
@@ -59,13 +60,13 @@ def conv_pool_fuses(conv: Conv2D, pool: MaxPool2D, x: torch.Tensor) -> bool:
             and conv.strides == (1, 1) and fusable(x, conv.weight, pool.pool_size, pool.strides, pool.padding))
 
 
-def _convolve_pool(conv: Conv2D, pool: MaxPool2D, x: torch.Tensor, scale: float) -> torch.Tensor:
-    """`pool(conv.convolve(x, scale))`, as one op where `conv_pool_fuses`."""
+def _convolve_pool_relu(conv: Conv2D, pool: MaxPool2D, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """`relu(pool(conv.convolve(x, scale)))`, as one op where `conv_pool_fuses`."""
     if not conv_pool_fuses(conv, pool, x):
-        return pool(conv.convolve(x, scale))
+        return torch.relu(pool(conv.convolve(x, scale)))
     conv.check_built()
     weight = conv.weight if scale == 1.0 else conv.weight * scale
-    return conv2d_max_pool(x, weight, conv.bias, conv.padding, conv.dilation_rate, pool.pool_size)
+    return conv2d_max_pool(x, weight, conv.bias, conv.padding, conv.dilation_rate, pool.pool_size, relu=True)
 
 
 def run_layers(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +80,7 @@ def run_layers(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
         if scale_folds(layers, i):
             scale, i = layers[i].scale, i + 1
         if pool_first(layers, i):
-            x = torch.relu(_convolve_pool(layers[i], layers[i + 1], x, scale))
+            x = _convolve_pool_relu(layers[i], layers[i + 1], x, scale)
             i += 2
         elif scale != 1.0:
             x = layers[i].activate(layers[i].convolve(x, scale))

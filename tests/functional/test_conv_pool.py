@@ -37,11 +37,13 @@ def operands(n, c_in, h, w, c_out, zero_weight=False):
     return [t.requires_grad_() for t in (x, weight, bias)]
 
 
-def fused_and_unfused(x, weight, bias, pool, padding, dilation):
-    """(output, dL/dx, dL/dW, dL/db) of the fused op and of `max_pool2d(conv2d(...))`, for one upstream gradient."""
+def fused_and_unfused(x, weight, bias, pool, padding, dilation, relu=False):
+    """(output, dL/dx, dL/dW, dL/db) of the fused op and of `max_pool2d(conv2d(...))` (then `torch.relu` with
+    `relu`), for one upstream gradient."""
+    activation = torch.relu if relu else (lambda y: y)
     results = []
-    for fn in (lambda: conv2d_max_pool(x, weight, bias, padding, dilation, pool),
-               lambda: max_pool2d(conv2d(x, weight, bias, padding=padding, dilation=dilation), pool)):
+    for fn in (lambda: conv2d_max_pool(x, weight, bias, padding, dilation, pool, relu),
+               lambda: activation(max_pool2d(conv2d(x, weight, bias, padding=padding, dilation=dilation), pool))):
         y = fn()
         upstream = torch.linspace(-1, 1, y.numel()).view_as(y)
         results.append((y.detach(), *torch.autograd.grad(y, (x, weight, bias), upstream)))
@@ -55,32 +57,37 @@ def assert_same(fused, unfused) -> None:
     torch.testing.assert_close(fused[3], unfused[3], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
 @pytest.mark.parametrize("native", [True, False], ids=["kernel", "pytorch"])
 @pytest.mark.parametrize("zero_weight", [False, True], ids=["rounded", "all-ties"])
 @pytest.mark.parametrize(("n", "c_in", "h", "w", "c_out", "pool", "padding", "dilation"), CASES, ids=IDS)
-def test_conv_pool_is_the_conv_then_the_pool(n, c_in, h, w, c_out, pool, padding, dilation, zero_weight, native):
+def test_conv_pool_is_the_conv_then_the_pool(n, c_in, h, w, c_out, pool, padding, dilation, zero_weight, native,
+                                             relu):
     if native:
         require_kernels()
     x, weight, bias = operands(n, c_in, h, w, c_out, zero_weight)
     if native:
-        fused, unfused = fused_and_unfused(x, weight, bias, pool, padding, dilation)
+        fused, unfused = fused_and_unfused(x, weight, bias, pool, padding, dilation, relu)
     else:
         with kernels.disabled():
-            fused, unfused = fused_and_unfused(x, weight, bias, pool, padding, dilation)
+            fused, unfused = fused_and_unfused(x, weight, bias, pool, padding, dilation, relu)
     assert fused[0].is_contiguous(memory_format=torch.channels_last)
     assert_same(fused, unfused)
     if zero_weight:  # ties everywhere: only each window's first tap has a gradient, so dL/dW sums those taps
         assert fused[2].abs().sum() > 0
+    if relu:  # rounded values: ReLU clips some maxima to exactly zero, and those pass no gradient
+        assert (fused[0] == 0).any() and (fused[0] > 0).any()
 
 
-def test_nan_wins_the_window_and_takes_its_gradient():
-    """A NaN input makes the outputs it reaches NaN (NaN wins a window) and the first NaN tap gets the gradient,
-    as max_pool2d's backward gives it."""
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
+def test_nan_wins_the_window_and_takes_its_gradient(relu):
+    """A NaN input makes the outputs it reaches NaN (NaN wins a window, and ReLU keeps it) and the first NaN tap
+    gets the gradient, as max_pool2d's and relu's backward give it."""
     require_kernels()
     x, weight, bias = operands(2, 3, 8, 8, 16)
     with torch.no_grad():
         x[0, 1, 2, 5] = float("nan")
-    fused, unfused = fused_and_unfused(x, weight, bias, 2, "same", 1)
+    fused, unfused = fused_and_unfused(x, weight, bias, 2, "same", 1, relu)
     assert fused[0].isnan().any() and not fused[0].isnan().all()
     for got, want in zip(fused[:3], unfused[:3]):
         torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
@@ -142,14 +149,21 @@ def test_the_first_layer_needs_only_the_weight_and_bias_gradients():
 
 def test_arg_max_bytes_name_the_first_maximum_and_scatter_back():
     """The arg-max byte of each window is the row-major index of its first maximum, and the scatter puts the
-    gradient there (zeros on the dropped last row)."""
+    gradient there (zeros on the dropped last row); with ReLU a maximum <= 0 becomes 0 with the byte CLIPPED,
+    which takes no gradient, and the bias gradient skips it."""
     require_kernels()
-    y = torch.tensor([[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 5.0, 5.0], [9.0, 9.0, 9.0, 9.0]]).view(1, 1, 3, 4)
+    y = torch.tensor([[1.0, 3.0, 3.0, 0.0, -1.0, -2.0], [3.0, 2.0, 5.0, 5.0, -0.5, -3.0],
+                      [9.0, 9.0, 9.0, 9.0, 9.0, 9.0]]).view(1, 1, 3, 6)
     y = y.contiguous(memory_format=torch.channels_last)
     pooled, idx = kernels.max_pool_argmax(y, (2, 2))
-    assert pooled.flatten().tolist() == [3.0, 5.0] and idx.flatten().tolist() == [1, 2]
-    grad = kernels.max_pool_scatter(torch.tensor([10.0, 20.0]).view(1, 1, 1, 2), idx, (3, 4), (2, 2))
-    assert grad[0, 0].tolist() == [[0, 10, 0, 0], [0, 0, 20, 0], [0, 0, 0, 0]]
+    assert pooled.flatten().tolist() == [3.0, 5.0, -0.5] and idx.flatten().tolist() == [1, 2, 2]
+    grad_out = torch.tensor([10.0, 20.0, 30.0]).view(1, 1, 1, 3)
+    grad = kernels.max_pool_scatter(grad_out, idx, (3, 6), (2, 2))
+    assert grad[0, 0].tolist() == [[0, 10, 0, 0, 0, 0], [0, 0, 20, 0, 30, 0], [0] * 6]
+    pooled, idx = kernels.max_pool_argmax(y, (2, 2), relu=True)
+    assert pooled.flatten().tolist() == [3.0, 5.0, 0.0] and idx.flatten().tolist() == [1, 2, conv_pool.CLIPPED]
+    assert kernels.max_pool_scatter(grad_out, idx, (3, 6), (2, 2))[0, 0, :, 4:].abs().sum() == 0
+    assert kernels.pooled_bias_grad(grad_out.contiguous(memory_format=torch.channels_last), idx).tolist() == [30.0]
 
 
 def test_a_pool_larger_than_the_conv_output_and_mixed_dtypes_are_refused():
@@ -169,6 +183,7 @@ def test_custom_ops_schema_fake_and_autograd_registration(dtype):
     torch.library.opcheck(conv_pool.conv2d_max_pool_op, (x, weight, bias, *args), test_utils=utils)
     grads = tuple(t.clone().requires_grad_() for t in (x, weight, bias))
     torch.library.opcheck(conv_pool.conv2d_max_pool_op, (*grads, *args), test_utils=utils)
+    torch.library.opcheck(conv_pool.conv2d_max_pool_op, (*grads, *args, True), test_utils=utils)
     y, idx = conv_pool.conv2d_max_pool_op(x, weight, bias, *args)
     grad = torch.randn_like(y)
     torch.library.opcheck(conv_pool.max_pool_scatter_op, (grad, idx, [7, 9], [2, 2]), test_utils=utils)

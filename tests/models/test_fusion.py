@@ -96,13 +96,14 @@ def test_conv_and_pool_run_as_one_op_only_where_it_applies(monkeypatch):
     if kernels.library() is None:
         pytest.skip("the compiled kernels are off or did not build")
     calls = []
-    monkeypatch.setattr(fusion, "conv2d_max_pool", lambda *a, _f=fusion.conv2d_max_pool: calls.append(1) or _f(*a))
+    fused_op = fusion.conv2d_max_pool
+    monkeypatch.setattr(fusion, "conv2d_max_pool", lambda *a, **kw: calls.append(kw) or fused_op(*a, **kw))
     x = torch.randn(2, 3, 11, 11)
     lecture_net("custom")(x)
-    assert calls == [1]  # the first pair; the second pool's windows overlap (3x3, stride 2)
+    assert calls == [{"relu": True}]  # the first pair, ReLU'd in the op; the second pool's windows overlap
     for net, batch in [(lecture_net("custom", padding="same"), x), (lecture_net("torch"), x),
                        (lecture_net("custom").double(), x.double())]:
         net(batch)
     with kernels.disabled():
         lecture_net("custom")(x)
-    assert calls == [1]
+    assert calls == [{"relu": True}]

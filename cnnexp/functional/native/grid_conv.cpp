@@ -118,7 +118,7 @@ static void conv_parallel(const float* in, int64_t C, const float* w, int64_t Co
 template <int R, int V, int KW>
 static void conv_pool_parallel(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP,
                                const int64_t* off, int T, const float* bias, float* out, uint8_t* idx,
-                               const Grid& grid, int64_t N, int ph, int pw, int threads) {
+                               const Grid& grid, int64_t N, int ph, int pw, bool relu, int threads) {
     const int64_t hp = grid.ho / ph, wp = grid.wo / pw, width = wp * pw;
 #pragma omp parallel num_threads(threads)
     {
@@ -130,7 +130,7 @@ static void conv_pool_parallel(const float* in, int64_t C, const float* w, int64
                 for (int i = 0; i < ph; ++i)
                     conv_row<R, V, KW>(in + grid.row(first + i) * C, C, w, Co, CoP, off, T, bias,
                                        rows.data() + i * width * Co, width, co);
-            pool_argmax_row_any(rows.data(), width * Co, Co, wp, ph, pw, out + s * wp * Co, idx + s * wp * Co);
+            pool_argmax_row_any(rows.data(), width * Co, Co, wp, ph, pw, out + s * wp * Co, idx + s * wp * Co, relu);
         }
     }
 }
@@ -329,16 +329,18 @@ int cnnexp_grid_conv(const float* in, int64_t C, const float* w, int64_t Co, int
 }
 
 // The same convolution, max pooled by ph x pw windows that tile it: out (N, Ho/ph, Wo/pw, Co) dense, and idx
-// (the same shape, bytes) each pooled value's arg-max tap in its window (pool_argmax.h). Returns as
-// cnnexp_grid_conv.
+// (the same shape, bytes) each pooled value's arg-max tap in its window (pool_argmax.h); relu != 0: then ReLU'd.
+// Returns as cnnexp_grid_conv.
 int cnnexp_grid_conv_pool(const float* in, int64_t C, const float* w, int64_t Co, int64_t CoP, const int64_t* off,
                           int T, const float* bias, float* out, uint8_t* idx, int64_t N, int64_t hs, int64_t ws,
-                          int64_t ho, int64_t wo, int ph, int pw, int threads, int tile) {
+                          int64_t ho, int64_t wo, int ph, int pw, int relu, int threads, int tile) {
     const Grid grid{hs, ws, ho, wo};
     if ((tile = resolve_conv_tile(off, T, CoP, tile)) < 0) return -1;
     int k = 0;
-#define RUN(R, V, KW) \
-    if (tile == k++) conv_pool_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, idx, grid, N, ph, pw, threads);
+#define RUN(R, V, KW)                                                                                         \
+    if (tile == k++)                                                                                          \
+        conv_pool_parallel<R, V, KW>(in, C, w, Co, CoP, off, T, bias, out, idx, grid, N, ph, pw, relu != 0, \
+                                     threads);
     CONV_TILES(RUN)
 #undef RUN
     return tile;

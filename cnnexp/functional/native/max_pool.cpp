@@ -11,6 +11,10 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "pool_argmax.h"
 #include "simd.h"
@@ -164,14 +168,15 @@ void cnnexp_max_pool_backward(const float* x, const float* y, const float* gy, f
 }
 
 // y (N, H/ph, W/pw, C) and idx (its arg-max bytes, pool_argmax.h) = the ph x pw max pool of x (N, H, W, C) with
-// windows that tile it ('valid', stride = pool size; the last H % ph rows and W % pw columns are dropped).
+// windows that tile it ('valid', stride = pool size; the last H % ph rows and W % pw columns are dropped);
+// relu != 0: then ReLU'd (pool_argmax_row).
 void cnnexp_max_pool_argmax(const float* x, float* y, uint8_t* idx, int64_t N, int64_t H, int64_t W, int64_t C,
-                            int ph, int pw, int threads) {
+                            int ph, int pw, int relu, int threads) {
     const int64_t hp = H / ph, wp = W / pw;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t s = 0; s < N * hp; ++s)
         pool_argmax_row_any(x + ((s / hp) * H + (s % hp) * ph) * W * C, W * C, C, wp, ph, pw, y + s * wp * C,
-                        idx + s * wp * C);
+                            idx + s * wp * C, relu != 0);
 }
 
 // gx (N, H, W, C) = the gradient of that pool: gy (N, H/ph, W/pw, C) on the taps idx names, zero elsewhere
@@ -190,6 +195,46 @@ void cnnexp_max_pool_scatter(const float* gy, const uint8_t* idx, float* gx, int
                     std::memset(rows + (i * W + wp * pw) * C, 0, sizeof(float) * (W - wp * pw) * C);
         }
         std::memset(image + hp * ph * W * C, 0, sizeof(float) * (H - hp * ph) * W * C);  // the rows none reads
+    }
+}
+
+// out (C,) = the bias gradient of a conv + max pool + ReLU (conv_pool.py): the sum over the rows of gy (rows, C)
+// dense of the values whose arg-max byte in idx (the same shape) is not CLIPPED (ReLU gave them no gradient).
+// Each thread sums blocks of BLOCK rows in float vectors and adds the blocks up in double; then the threads' sums
+// in order.
+void cnnexp_pooled_bias_grad(const float* gy, const uint8_t* idx, int64_t rows, int64_t C, float* out, int threads) {
+    constexpr int64_t BLOCK = 64;
+    const int nthreads = rows * C >= (1 << 16) ? threads : 1;
+    std::vector<double> partial((size_t)nthreads * C, 0.0);
+#pragma omp parallel num_threads(nthreads)
+    {
+        int id = 0, n = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        double* acc = partial.data() + (size_t)id * C;
+        const int64_t per = (rows + n - 1) / n, r1 = std::min(rows, (id + 1) * per);
+        for (int64_t b0 = std::min(rows, id * per); b0 < r1; b0 += BLOCK) {
+            const int64_t b1 = std::min(r1, b0 + BLOCK);
+            int64_t c = 0;
+            for (; c + VEC <= C; c += VEC) {
+                vf sum{};
+                for (int64_t r = b0; r < b1; ++r)
+                    sum += load_bytes(idx + r * C + c) != CLIPPED ? load(gy + r * C + c) : vf{};
+                for (int v = 0; v < VEC; ++v) acc[c + v] += sum[v];
+            }
+            for (; c < C; ++c) {
+                float sum = 0.0f;
+                for (int64_t r = b0; r < b1; ++r) sum += idx[r * C + c] != CLIPPED ? gy[r * C + c] : 0.0f;
+                acc[c] += sum;
+            }
+        }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+        double sum = 0.0;
+        for (int k = 0; k < nthreads; ++k) sum += partial[(size_t)k * C + c];
+        out[c] = (float)sum;
     }
 }
 

@@ -36,12 +36,17 @@ static inline void store_bytes(uint8_t* p, const vi& v) {
 #endif
 }
 
+// The arg-max byte of a window whose ReLU'd maximum is clipped to zero: no tap's index (a window has at most
+// 255 taps), so the scatter sends it no gradient, as ReLU's backward gives none where its input is <= 0.
+constexpr uint8_t CLIPPED = 255;
+
 // One pooled row: out[xp, c] = max of the ph x pw window at columns [xp*pw, xp*pw + pw) of the ph input rows,
 // idx[xp, c] = its arg-max. in: the first row (pixels of C floats, `row` floats between rows); xp < Wp.
-// PH, PW > 0: the window's size known when compiled (the common 2x2 runs unrolled), else ph, pw.
+// PH, PW > 0: the window's size known when compiled (the common 2x2 runs unrolled), else ph, pw. relu: the
+// maximum then goes through ReLU, max(m, 0) with NaN kept, and a maximum <= 0 gets the byte CLIPPED.
 template <int PH = 0, int PW = 0>
 static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int64_t Wp, int ph, int pw, float* out,
-                                   uint8_t* idx) {
+                                   uint8_t* idx, bool relu) {
     if (PH) ph = PH;
     if (PW) pw = PW;
     for (int64_t xp = 0; xp < Wp; ++xp) {
@@ -61,6 +66,11 @@ static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int6
                     m = take ? v : m;
                     best = take ? vi{} + (i * pw + j) : best;
                 }
+            if (relu) {
+                const vi clipped = m <= vf{};
+                m = clipped ? vf{} : m;
+                best = clipped ? vi{} + CLIPPED : best;
+            }
             store(o + c, m);
             store_bytes(k + c, best);
         }
@@ -72,6 +82,7 @@ static inline void pool_argmax_row(const float* in, int64_t row, int64_t C, int6
                     const float v = p[i * row + j * C + c];
                     if (v > m || (v != v && m == m)) m = v, best = i * pw + j;
                 }
+            if (relu && m <= 0.0f) m = 0.0f, best = CLIPPED;
             o[c] = m;
             k[c] = (uint8_t)best;
         }
@@ -112,9 +123,9 @@ static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t 
 
 // pool_argmax_row / pool_scatter_row unrolled for 2x2 windows, else as given.
 static inline void pool_argmax_row_any(const float* in, int64_t row, int64_t C, int64_t Wp, int ph, int pw,
-                                       float* out, uint8_t* idx) {
-    if (ph == 2 && pw == 2) pool_argmax_row<2, 2>(in, row, C, Wp, ph, pw, out, idx);
-    else pool_argmax_row(in, row, C, Wp, ph, pw, out, idx);
+                                       float* out, uint8_t* idx, bool relu) {
+    if (ph == 2 && pw == 2) pool_argmax_row<2, 2>(in, row, C, Wp, ph, pw, out, idx, relu);
+    else pool_argmax_row(in, row, C, Wp, ph, pw, out, idx, relu);
 }
 
 static inline void pool_scatter_row_any(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
