@@ -184,19 +184,29 @@ def _pooled_input_grad_portable(grad_out, idx, weight, x_hw, stride, pads, dilat
     return builtin_path(geom, native=False).input_grad(grad, weight, tuple(x_hw), geom)
 
 
-pooled_input_grad_op = torch.library.custom_op(
-    "cnnexp::max_pool_conv2d_input_grad", _pooled_input_grad_portable, mutates_args=(),
-    schema="(Tensor grad_out, Tensor idx, Tensor weight, int[] x_hw, int[] stride, int[] pads, int[] dilation, "
-           "int[] pool) -> Tensor",
-)
-"""dL/dx `(N, C_in, H, W)` (channels_last) of `conv2d_max_pool` from the pooled gradient and its arg-max taps."""
-pooled_input_grad_op.register_kernel("cpu")(_pooled_input_grad_cpu)
-pooled_input_grad_op.register_kernel("cuda")(_pooled_input_grad_portable)
+def _gradient_op(name: str, args: str, doc: str, cpu, portable, fake):
+    """A custom op `cnnexp::<name>(Tensor grad_out, Tensor idx, <args>, int[] stride, int[] pads, int[] dilation,
+    int[] pool) -> Tensor` with its CPU, CUDA (portable) and fake kernels."""
+    op = torch.library.custom_op(
+        f"cnnexp::{name}", portable, mutates_args=(),
+        schema=f"(Tensor grad_out, Tensor idx, {args}, int[] stride, int[] pads, int[] dilation, int[] pool) -> Tensor",
+    )
+    op.__doc__ = doc
+    op.register_kernel("cpu")(cpu)
+    op.register_kernel("cuda")(portable)
+    op.register_fake(fake)
+    return op
 
 
-@pooled_input_grad_op.register_fake
 def _pooled_input_grad_fake(grad_out, idx, weight, x_hw, stride, pads, dilation, pool):
     return empty_channels_last(grad_out, (grad_out.shape[0], weight.shape[1], *x_hw))
+
+
+pooled_input_grad_op = _gradient_op(
+    "max_pool_conv2d_input_grad", "Tensor weight, int[] x_hw",
+    "dL/dx `(N, C_in, H, W)` (channels_last) of `conv2d_max_pool` from the pooled gradient and its arg-max taps.",
+    _pooled_input_grad_cpu, _pooled_input_grad_portable, _pooled_input_grad_fake,
+)
 
 
 def _pooled_weight_grad_cpu(grad_out, idx, x, kernel, stride, pads, dilation, pool) -> torch.Tensor:
@@ -212,19 +222,15 @@ def _pooled_weight_grad_portable(grad_out, idx, x, kernel, stride, pads, dilatio
     return builtin_path(geom, native=False).weight_grad(x, _scatter_taps(grad_out, idx, list(geom.out_hw), pool), geom)
 
 
-pooled_weight_grad_op = torch.library.custom_op(
-    "cnnexp::max_pool_conv2d_weight_grad", _pooled_weight_grad_portable, mutates_args=(),
-    schema="(Tensor grad_out, Tensor idx, Tensor x, int[] kernel, int[] stride, int[] pads, int[] dilation, "
-           "int[] pool) -> Tensor",
-)
-"""dL/dW `(C_out, C_in, kH, kW)` of `conv2d_max_pool` from the pooled gradient and its arg-max taps."""
-pooled_weight_grad_op.register_kernel("cpu")(_pooled_weight_grad_cpu)
-pooled_weight_grad_op.register_kernel("cuda")(_pooled_weight_grad_portable)
-
-
-@pooled_weight_grad_op.register_fake
 def _pooled_weight_grad_fake(grad_out, idx, x, kernel, stride, pads, dilation, pool):
     return x.new_empty((grad_out.shape[1], x.shape[1], kernel[0], kernel[1]))
+
+
+pooled_weight_grad_op = _gradient_op(
+    "max_pool_conv2d_weight_grad", "Tensor x, int[] kernel",
+    "dL/dW `(C_out, C_in, kH, kW)` of `conv2d_max_pool` from the pooled gradient and its arg-max taps.",
+    _pooled_weight_grad_cpu, _pooled_weight_grad_portable, _pooled_weight_grad_fake,
+)
 
 
 # --- the hand-written backward -------------------------------------------------------------------------------------

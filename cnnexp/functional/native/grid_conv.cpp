@@ -17,12 +17,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "pool_argmax.h"
 #include "simd.h"
+#include "thread_share.h"
 
 struct Grid {        // where the pixels are on the grid
     int64_t hs, ws;  // grid rows per image, grid row length
@@ -222,16 +220,10 @@ static void dw_parallel(const float* in, int64_t C, const float* g, const Pooled
     std::vector<float> partial((size_t)std::max(threads - 1, 0) * size, 0.0f);
 #pragma omp parallel num_threads(threads)
     {
-        int id = 0, n = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        n = omp_get_num_threads();
-#endif
+        const ThreadShare share = thread_share(S);
         std::vector<float> scratch(pooled ? (size_t)(dw_chunk(grid) * grid.wo * CoP) : 0);
-        float* mine = id == 0 ? dw : partial.data() + (size_t)(id - 1) * size;
-        const int64_t per = (S + n - 1) / n;
-        dw_rows<RC, V, KW>(in, C, g, pooled, scratch.data(), CoP, off, T, mine, grid, std::min(S, id * per),
-                           std::min(S, (id + 1) * per));
+        float* mine = share.id == 0 ? dw : partial.data() + (size_t)(share.id - 1) * size;
+        dw_rows<RC, V, KW>(in, C, g, pooled, scratch.data(), CoP, off, T, mine, grid, share.begin, share.end);
     }
     for (int k = 0; k + 1 < threads; ++k)
         for (int64_t i = 0; i < size; ++i) dw[i] += partial[(size_t)k * size + i];

@@ -27,6 +27,29 @@ void zero(float* p, int64_t n) {
     if (n > 0) std::memset(p, 0, n * sizeof(float));
 }
 
+// The grid `buf` (rows, Cb) of an (N, H, W) image batch: zero but for pixel (n, y, x) at row
+// first + (n*hs + y)*ws + x, whose Cb floats `line(n, y, out)` writes for the W pixels of each image line.
+template <class Line>
+void write_grid(float* buf, int64_t rows, int64_t Cb, int64_t first, int64_t N, int64_t H, int64_t W, int64_t hs,
+                int64_t ws, int threads, const Line& line) {
+    const int64_t lines = N * hs;  // grid lines of ws rows each, image line y < H holds pixels
+    const int64_t end = first + lines * ws;
+    zero(buf, first * Cb);
+    zero(buf + end * Cb, (rows - end) * Cb);
+    const int nthreads = lines * ws * Cb >= PARALLEL_MIN_FLOATS ? threads : 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t k = 0; k < lines; ++k) {
+        const int64_t n = k / hs, y = k % hs;
+        float* out = buf + (first + k * ws) * Cb;
+        if (y >= H) {
+            zero(out, ws * Cb);
+            continue;
+        }
+        line(n, y, out);
+        zero(out + W * Cb, (ws - W) * Cb);
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -34,21 +57,9 @@ extern "C" {
 void cnnexp_to_grid(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sn, int64_t sc, int64_t sy,
                     int64_t sx, float* buf, int64_t rows, int64_t Cb, int64_t first, int64_t hs, int64_t ws,
                     int threads) {
-    const int64_t lines = N * hs;  // grid lines of ws rows each, image line y < H holds pixels
-    const int64_t end = first + lines * ws;
-    zero(buf, first * Cb);
-    zero(buf + end * Cb, (rows - end) * Cb);
     const bool dense_pixels = sc == 1;                     // a pixel's channels are adjacent (channels-last)
     const bool dense_lines = dense_pixels && sx == C && Cb == C;  // and a line's pixels too: one memcpy a line
-    const int nthreads = lines * ws * Cb >= PARALLEL_MIN_FLOATS ? threads : 1;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t line = 0; line < lines; ++line) {
-        const int64_t n = line / hs, y = line % hs;
-        float* out = buf + (first + line * ws) * Cb;
-        if (y >= H) {
-            zero(out, ws * Cb);
-            continue;
-        }
+    write_grid(buf, rows, Cb, first, N, H, W, hs, ws, threads, [&](int64_t n, int64_t y, float* out) {
         const float* in = x + n * sn + y * sy;
         if (dense_lines) {
             std::memcpy(out, in, W * C * sizeof(float));
@@ -71,28 +82,15 @@ void cnnexp_to_grid(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, 
                 zero(o + C, Cb - C);
             }
         }
-        zero(out + W * Cb, (ws - W) * Cb);
-    }
+    });
 }
 
 void cnnexp_pooled_to_grid(const float* gy, const uint8_t* idx, int64_t N, int64_t C, int64_t ho, int64_t wo, int ph,
                            int pw, float* buf, int64_t rows, int64_t first, int64_t hs, int64_t ws, int threads) {
     const PooledGrad pooled{gy, idx, ph, pw};
-    const int64_t lines = N * hs, end = first + lines * ws;
-    zero(buf, first * C);
-    zero(buf + end * C, (rows - end) * C);
-    const int nthreads = lines * ws * C >= PARALLEL_MIN_FLOATS ? threads : 1;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t line = 0; line < lines; ++line) {
-        const int64_t n = line / hs, y = line % hs;
-        float* out = buf + (first + line * ws) * C;
-        if (y >= ho) {
-            zero(out, ws * C);
-            continue;
-        }
+    write_grid(buf, rows, C, first, N, ho, wo, hs, ws, threads, [&](int64_t n, int64_t y, float* out) {
         pooled.lines(ho, wo, C, n * ho + y, n * ho + y + 1, out);
-        zero(out + wo * C, (ws - wo) * C);
-    }
+    });
 }
 
 void cnnexp_tap_weights(const float* w, int64_t Co, int64_t Ci, int64_t kh, int64_t kw, int flip, float* out,

@@ -12,12 +12,10 @@
 #include <cstring>
 #include <limits>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "pool_argmax.h"
 #include "simd.h"
+#include "thread_share.h"
 
 struct PoolGeom {
     int64_t H, W, C, Ho, Wo, kh, kw, sh, sw, top, left;
@@ -208,14 +206,10 @@ void cnnexp_pooled_bias_grad(const float* gy, const uint8_t* idx, int64_t rows, 
     std::vector<double> partial((size_t)nthreads * C, 0.0);
 #pragma omp parallel num_threads(nthreads)
     {
-        int id = 0, n = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        n = omp_get_num_threads();
-#endif
-        double* acc = partial.data() + (size_t)id * C;
-        const int64_t per = (rows + n - 1) / n, r1 = std::min(rows, (id + 1) * per);
-        for (int64_t b0 = std::min(rows, id * per); b0 < r1; b0 += BLOCK) {
+        const ThreadShare share = thread_share(rows);
+        double* acc = partial.data() + (size_t)share.id * C;
+        const int64_t r1 = share.end;
+        for (int64_t b0 = share.begin; b0 < r1; b0 += BLOCK) {
             const int64_t b1 = std::min(r1, b0 + BLOCK);
             int64_t c = 0;
             for (; c + VEC <= C; c += VEC) {
