@@ -5,7 +5,7 @@ Dense 128, Dense 5) and trained with Adam on in-memory random uint8 images (`dat
 180x180 b32 and at 32x32 b128. For each conv implementation (`custom`, `torch`, `torch_cl` = native with
 channels_last weights and activations), three ways of training, interleaved round-robin, medians of `--repeats`:
 
-  bare       a plain loop: forward, cross-entropy, backward, Adam.step on one batch held in memory;
+  bare       a plain loop: forward, cross-entropy, backward, Adam.step over the epoch's batches, held in memory;
   lightning  `lightning.Trainer.fit` on the DataModule with no callbacks and no logger (the framework's own cost);
   default    the same with the default run's callbacks and TensorBoard logger (pictures, checkpoints, early
              stopping, lr monitor, NaN guard...): what `python -m cnnexp` does.
