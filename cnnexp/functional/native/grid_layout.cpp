@@ -63,6 +63,9 @@ void cnnexp_to_grid(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, 
         const float* in = x + n * sn + y * sy;
         if (dense_lines) {
             std::memcpy(out, in, W * C * sizeof(float));
+        } else if (sx == 1 && C == 3 && Cb == 3) {  // planar RGB images (NCHW), the usual first layer: pixel by pixel
+            const float *r = in, *g = in + sc, *b = in + 2 * sc;
+            for (int64_t px = 0; px < W; ++px, out += 3) out[0] = r[px], out[1] = g[px], out[2] = b[px];
         } else if (sx == 1) {  // planar lines (NCHW): read each channel's line in order, write it strided
             for (int64_t c = 0; c < C; ++c) {
                 const float* p = in + c * sc;
