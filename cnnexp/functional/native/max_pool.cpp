@@ -181,19 +181,9 @@ void cnnexp_max_pool_argmax(const float* x, float* y, uint8_t* idx, int64_t N, i
 // (the dropped rows and columns included).
 void cnnexp_max_pool_scatter(const float* gy, const uint8_t* idx, float* gx, int64_t N, int64_t H, int64_t W,
                              int64_t C, int ph, int pw, int threads) {
-    const int64_t hp = H / ph, wp = W / pw;
+    const PooledGrad pooled{gy, idx, ph, pw};
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        float* image = gx + n * H * W * C;
-        for (int64_t yp = 0; yp < hp; ++yp) {
-            float* rows = image + yp * ph * W * C;
-            pool_scatter_row_any(gy + (n * hp + yp) * wp * C, idx + (n * hp + yp) * wp * C, C, wp, ph, pw, rows, W * C);
-            if (wp * pw < W)  // the columns no window reads
-                for (int i = 0; i < ph; ++i)
-                    std::memset(rows + (i * W + wp * pw) * C, 0, sizeof(float) * (W - wp * pw) * C);
-        }
-        std::memset(image + hp * ph * W * C, 0, sizeof(float) * (H - hp * ph) * W * C);  // the rows none reads
-    }
+    for (int64_t n = 0; n < N; ++n) pooled.lines(H, W, C, n * H, (n + 1) * H, gx + n * H * W * C);
 }
 
 // out (C,) = the bias gradient of a conv + max pool + ReLU (conv_pool.py): the sum over the rows of gy (rows, C)

@@ -111,27 +111,11 @@ static inline void pool_scatter_line(const float* g, const uint8_t* idx, int64_t
     }
 }
 
-// The gradient of one pooled row: the ph input rows (pixels of C floats, `row` floats apart, Wp*pw pixels each)
-// get g[xp, c] on the tap idx[xp, c] of each window and zero on the others. PH, PW as pool_argmax_row.
-template <int PH = 0, int PW = 0>
-static inline void pool_scatter_row(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
-                                    float* out, int64_t row) {
-    if (PH) ph = PH;
-#pragma GCC unroll 4
-    for (int i = 0; i < ph; ++i) pool_scatter_line<PW>(g, idx, C, Wp, i, pw, out + i * row);
-}
-
-// pool_argmax_row / pool_scatter_row unrolled for 2x2 windows, else as given.
+// pool_argmax_row / pool_scatter_line unrolled for 2x2 windows, else as given.
 static inline void pool_argmax_row_any(const float* in, int64_t row, int64_t C, int64_t Wp, int ph, int pw,
                                        float* out, uint8_t* idx, bool relu) {
     if (ph == 2 && pw == 2) pool_argmax_row<2, 2>(in, row, C, Wp, ph, pw, out, idx, relu);
     else pool_argmax_row(in, row, C, Wp, ph, pw, out, idx, relu);
-}
-
-static inline void pool_scatter_row_any(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int ph, int pw,
-                                        float* out, int64_t row) {
-    if (ph == 2 && pw == 2) pool_scatter_row<2, 2>(g, idx, C, Wp, ph, pw, out, row);
-    else pool_scatter_row(g, idx, C, Wp, ph, pw, out, row);
 }
 
 static inline void pool_scatter_line_any(const float* g, const uint8_t* idx, int64_t C, int64_t Wp, int i, int pw,
@@ -142,19 +126,19 @@ static inline void pool_scatter_line_any(const float* g, const uint8_t* idx, int
 
 // The upstream gradient of a conv followed by a ph x pw max pool that tiles its (Ho, Wo) output, as the pool left
 // it: the pooled gradient gy (N, Ho/ph, Wo/pw, C) dense and its arg-max taps idx (the same shape, bytes). `lines`
-// writes the conv's dense gradient lines [s0, s1) (s = n*Ho + y; Wo pixels of C floats each, `stride` floats
-// apart): gy on the taps idx names, zero elsewhere and on the rows and columns the 'valid' pool dropped. The
-// weight gradient (grid_conv.cpp) expands a few lines at a time into a buffer that stays in cache, the input
-// gradient's grid (grid_layout.cpp) is written from it directly: the full-size gradient is never stored.
+// writes the conv's dense gradient lines [s0, s1) (s = n*Ho + y; Wo pixels of C floats each, one after the
+// other): gy on the taps idx names, zero elsewhere and on the rows and columns the 'valid' pool dropped. The
+// pool's own gradient (max_pool.cpp) is every line of it; the weight gradient (grid_conv.cpp) expands a few lines
+// at a time into a buffer that stays in cache, and the input gradient's grid (grid_layout.cpp) is written from it
+// directly, so there the full-size gradient is never stored.
 struct PooledGrad {
     const float* gy;
     const uint8_t* idx;
     int ph, pw;
 
-    void lines(int64_t ho, int64_t wo, int64_t C, int64_t s0, int64_t s1, float* out, int64_t stride = 0) const {
+    void lines(int64_t ho, int64_t wo, int64_t C, int64_t s0, int64_t s1, float* out) const {
         const int64_t hp = ho / ph, wp = wo / pw;
-        if (!stride) stride = wo * C;
-        for (int64_t s = s0; s < s1; ++s, out += stride) {
+        for (int64_t s = s0; s < s1; ++s, out += wo * C) {
             const int64_t n = s / ho, y = s % ho;
             if (y >= hp * ph) {
                 std::memset(out, 0, wo * C * sizeof(float));
