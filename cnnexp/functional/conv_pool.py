@@ -22,7 +22,7 @@ agree exactly. Backward:
 
 as two ops that take dL/dy and idx (`cnnexp::max_pool_conv2d_input_grad`, `..._weight_grad`): their CPU kernel
 writes G straight onto the input gradient's padded grid, and expands it a few rows at a time inside the weight
-gradient's sum, so G is never stored either. `cnnexp::max_pool_scatter` is G itself, for the other paths.
+gradient's sum, so G is never stored either. The other paths (and devices) scatter G first.
 
 Only windows that tile the conv's output ('valid', stride = pool size, at most 255 taps) are fused; the rows and
 columns 'valid' drops get zero gradient. `models.fusion` runs a Keras `Conv2D -> MaxPool2D` pair through this op
@@ -42,8 +42,8 @@ from .geometry import (
 )
 from .im2col import empty_channels_last
 
-MAX_TAPS = 255  # an arg-max is one byte, and 255 is none of a window's taps:
-CLIPPED = kernels.CLIPPED  # the arg-max of a value ReLU clipped to zero (it gets no gradient)
+MAX_TAPS = 255  # an arg-max is one byte: taps 0..254, so that 255 names none
+CLIPPED = kernels.CLIPPED  # 255: the arg-max of a value ReLU clipped to zero (it gets no gradient)
 
 
 def _pooled_shape(x: torch.Tensor, c_out: int, g: WindowGeometry, pool: list[int]) -> tuple[int, int, int, int]:
@@ -129,31 +129,16 @@ def _conv2d_max_pool_fake(x, weight, bias, stride, pads, dilation, pool, relu=Fa
     return empty_channels_last(x, shape), empty_channels_last(x, shape, torch.uint8)
 
 
-# --- cnnexp::max_pool_scatter ------------------------------------------------------------------------------------
-
-
 def _scatter_cpu(grad_out, idx, x_hw, pool) -> torch.Tensor:
+    """`_scatter_taps` with the compiled kernel where it runs (CPU float32, idx channels_last)."""
     if kernels.usable(grad_out) and idx.is_contiguous(memory_format=torch.channels_last):
         return kernels.max_pool_scatter(grad_out, idx, tuple(x_hw), tuple(pool))
     return _scatter_taps(grad_out, idx, x_hw, pool)
 
 
-max_pool_scatter_op = torch.library.custom_op(
-    "cnnexp::max_pool_scatter", _scatter_taps, mutates_args=(),
-    schema="(Tensor grad_out, Tensor idx, int[] x_hw, int[] pool) -> Tensor",
-)
-"""The pool's gradient from its arg-max taps: `(N, C, *x_hw)` channels_last, grad_out on the taps idx names."""
-max_pool_scatter_op.register_kernel("cpu")(_scatter_cpu)
-
-
-@max_pool_scatter_op.register_fake
-def _scatter_fake(grad_out, idx, x_hw, pool):
-    return empty_channels_last(grad_out, (*grad_out.shape[:2], *x_hw))
-
-
 # --- cnnexp::max_pool_conv2d_input_grad, cnnexp::max_pool_conv2d_weight_grad --------------------------------------
 # The conv's two gradients from the pooled gradient and its arg-max taps: each is the conv's own gradient op of the
-# scattered gradient (`max_pool_scatter`). On the CPU they take the decision (and key) that op plans for that
+# scattered gradient (`_scatter_taps`). On the CPU they take the decision (and key) that op plans for that
 # gradient, so they compute the same sums in the same order; the compiled kernel never stores the scattered
 # gradient (`grid_direct.pooled_usable`), the other paths scatter it first.
 

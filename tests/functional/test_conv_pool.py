@@ -186,7 +186,6 @@ def test_custom_ops_schema_fake_and_autograd_registration(dtype):
     torch.library.opcheck(conv_pool.conv2d_max_pool_op, (*grads, *args, True), test_utils=utils)
     y, idx = conv_pool.conv2d_max_pool_op(x, weight, bias, *args)
     grad = torch.randn_like(y)
-    torch.library.opcheck(conv_pool.max_pool_scatter_op, (grad, idx, [7, 9], [2, 2]), test_utils=utils)
     for op, portable, operand, size in ((conv_pool.pooled_input_grad_op, conv_pool._pooled_input_grad_portable,
                                          weight, [7, 9]),
                                         (conv_pool.pooled_weight_grad_op, conv_pool._pooled_weight_grad_portable, x,
