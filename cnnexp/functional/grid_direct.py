@@ -86,9 +86,7 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, in
     if idx is None:
         gbuf = kernels.to_grid(grad_out, span, rows, hs, ws, channels=c_pad)
     else:
-        assert c_pad == weight.shape[0], "pooled_usable: C_out must be a multiple of the vector width"
-        gbuf = kernels.pooled_to_grid(nhwc_view(grad_out).contiguous(), nhwc_view(idx), pool, g.out_hw, span, rows,
-                                      hs, ws)
+        gbuf = kernels.pooled_to_grid(*_pooled_operands(grad_out, idx), pool, g.out_hw, span, rows, hs, ws)
     w_flip = kernels.tap_weights(weight, rows=c_pad, flip=True)  # (T, C_out', C_in')
     grad_x = empty_channels_last(grad_out, (n, c_in, *x_hw))
     kernels.direct_conv(gbuf[off:], (n, hs, ws, *x_hw), tap_offsets(g, ws), w_flip, c_in, out=nhwc_view(grad_x),
@@ -112,8 +110,7 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile
     c_pad = kernels.padded_channels(c_out)
     dense = nhwc_view(grad_out)  # (N, H_out, W_out, C_out'): as it comes when it already is one, else copied
     if idx is not None:
-        assert c_pad == c_out, "pooled_usable: C_out must be a multiple of the vector width"
-        dense, idx = dense.contiguous(), nhwc_view(idx)
+        dense, idx = _pooled_operands(grad_out, idx)
     elif c_pad != c_out or not dense.is_contiguous():
         dense = kernels.to_grid(grad_out, 0, n * ho * wo, ho, wo, channels=c_pad).view(n, ho, wo, c_pad)
     dw = kernels.direct_weight_grad(_x_grid(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
@@ -122,7 +119,13 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile
 
 
 def pooled_usable(grad_out: torch.Tensor, idx: torch.Tensor) -> bool:
-    """Can `weight_grad` take this pooled gradient and arg-max as they are: C_out a multiple of the vector width
-    (no padding channels) and idx channels_last, as `forward_pool` writes it."""
+    """Can `input_grad` and `weight_grad` take this pooled gradient and arg-max as they are: C_out a multiple of the
+    vector width (no padding channels) and idx channels_last, as `forward_pool` writes it."""
     return (kernels.padded_channels(grad_out.shape[1]) == grad_out.shape[1]
             and idx.is_contiguous(memory_format=torch.channels_last))
+
+
+def _pooled_operands(grad_out: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pooled gradient and its arg-max taps as the kernels read them: `(N, Hp, Wp, C_out)` contiguous each."""
+    assert pooled_usable(grad_out, idx), "pooled_usable: C_out must be a multiple of the vector width"
+    return nhwc_view(grad_out).contiguous(), nhwc_view(idx)
