@@ -470,6 +470,7 @@ def max_pool_scatter(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: tuple[int,
     """
     gy, ih = nhwc_view(grad_out).contiguous(), nhwc_view(idx)
     assert ih.is_contiguous() and idx.dtype == torch.uint8 and gy.shape == ih.shape
+    assert gy.shape[1:3] == (x_hw[0] // pool[0], x_hw[1] // pool[1]), "max_pool_scatter: x_hw does not match"
     n, c = grad_out.shape[:2]
     gx = empty_channels_last(grad_out, (n, c, *x_hw))
     library().cnnexp_max_pool_scatter(gy.data_ptr(), ih.data_ptr(), nhwc_view(gx).data_ptr(), n, *x_hw, c, *pool,
