@@ -96,7 +96,7 @@ def planned(direction: str, geom: WindowGeometry, out_channels: int, shapes: tup
     """`run(path_module, **arguments)` with the implementation planned for this call (the built-in one unless the
     planner measures). `shapes` (without the batch size), the batch size's bucket (`planner.batch_bucket` of the
     first operand's batch) and the dtype key the plan."""
-    native = grid_direct.usable(*(t for t in operands if t is not None))
+    native = grid_direct.usable(*operands)
     plan = planner.current()
     if plan.mode != "measure":
         return run(builtin_path(geom, native))

@@ -57,6 +57,8 @@ def pair(value: IntPair, name: str = "value") -> tuple[int, int]:
         >>> pair(3), pair((2, 4))
         ((3, 3), (2, 4))
     """
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value  # already a pair of Python ints (the common case, taken on every call)
     if isinstance(value, bool):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):

@@ -23,8 +23,9 @@ from .grid_gemm import grid_dims, grid_input_rows, tap_offsets, tap_span
 from .im2col import empty_channels_last, nhwc_view
 
 
-def usable(*operands: torch.Tensor) -> bool:
-    """True when the compiled kernel can run this conv: x, weight (and bias) CPU float32, kernel built."""
+def usable(*operands: torch.Tensor | None) -> bool:
+    """True when the compiled kernel can run this conv: x, weight (and bias, when not None) CPU float32, kernel
+    built."""
     return kernels.usable(*operands)
 
 

@@ -210,15 +210,13 @@ def disabled():
         _local.off = before
 
 
-def usable(*tensors: torch.Tensor) -> bool:
-    """True when the kernels can run on these tensors: CPU, float32, not under TorchScript tracing, not
-    `disabled()`."""
-    return (
-        all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-        and not torch.jit.is_tracing()
-        and not getattr(_local, "off", False)
-        and library() is not None
-    )
+def usable(*tensors: torch.Tensor | None) -> bool:
+    """True when the kernels can run on these tensors (None, e.g. a missing bias, is skipped): CPU, float32, not
+    under TorchScript tracing, not `disabled()`."""
+    for t in tensors:
+        if t is not None and not (t.is_cpu and t.dtype == torch.float32):
+            return False
+    return not torch.jit.is_tracing() and not getattr(_local, "off", False) and library() is not None
 
 
 def build_id() -> str:

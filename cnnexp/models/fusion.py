@@ -74,6 +74,7 @@ def run_layers(layers: Sequence[Layer], x: torch.Tensor) -> torch.Tensor:
 
     Shape: (N, C, H, W) -> the last layer's output.
     """
+    layers = list(layers)  # a plain list: indexing an nn.Sequential costs a Python call or two each time
     i = 0
     while i < len(layers):
         scale = 1.0
