@@ -6,6 +6,8 @@ Dense 128, Dense 5) and trained with Adam on in-memory random uint8 images (`dat
 channels_last weights and activations), three ways of training, interleaved round-robin, medians of `--repeats`:
 
   bare       a plain loop: forward, cross-entropy, backward, Adam.step over the epoch's batches, held in memory;
+  loader     the same plain loop over the DataModule's training DataLoader (each batch gathered from the in-memory
+             images and cast, as in the two Lightning modes): what the data loading alone adds to `bare`;
   lightning  `lightning.Trainer.fit` on the DataModule with no callbacks and no logger (the framework's own cost);
   default    the same with the default run's callbacks and TensorBoard logger (pictures, checkpoints, early
              stopping, lr monitor, NaN guard...): what `python -m cnnexp` does.
@@ -21,7 +23,9 @@ Keras/TensorFlow (`model.fit` on the same images, the lecture's own system) runs
 is importable (the `bench` extra: `pip install -e '.[bench]'`); without it the script says so and skips.
 Prints a table of images/s and ratios (custom / native; framework overhead between runs, 1 - lightning / bare, and
 in the run: each run also times its bare step's work (forward, backward, update; `StepTimer`) against its wall
-time, and the in-run overhead is the bare loop's share over the mode's, less one) and writes JSON.
+time, and the in-run overhead is the bare loop's share over the mode's, less one; the `data` column is the same
+figure for `loader`, the part of the Lightning modes' overhead that a plain loop over the DataLoader pays too) and
+writes JSON.
 
     python scripts/bench_train.py                # both shapes (a few minutes on 2 cores)
     python scripts/bench_train.py --quick        # smoke run
@@ -47,7 +51,7 @@ SHAPES = {"180x180 b32": (180, 32), "32x32 b128": (32, 128)}  # name -> (image s
 EPOCH_BATCHES = {"180x180 b32": 92, "32x32 b128": 352}  # flowers' 2,936 training images; CIFAR-10's 45,000
 QUICK_SHAPES = {"40x40 b8": (40, 8)}
 IMPLS = ("custom", "torch", "torch_cl")
-MODES = ("bare", "lightning", "default")
+MODES = ("bare", "loader", "lightning", "default")
 CLASSES = 5
 
 
@@ -153,16 +157,16 @@ def clocked(fn, *args, **kwargs):
     return result, time.perf_counter() - t0
 
 
-def time_bare(cfg, impl: str, epochs: int) -> tuple[float, float]:
-    """(training images per second, the step's work share) of a plain loop over the training set's batches (held
-    in memory)."""
+def time_bare(cfg, impl: str, epochs: int, loader: bool = False) -> tuple[float, float]:
+    """(training images per second, the step's work share) of a plain loop over the training set's batches: held
+    in memory, or with `loader` drawn from the DataModule's training DataLoader each epoch."""
     import torch
     import torch.nn.functional as F
 
     datamodule, model = build(cfg, impl)
     datamodule.setup()
-    batches = list(datamodule.train_dataloader())
-    if impl == "torch_cl":
+    batches = datamodule.train_dataloader() if loader else list(datamodule.train_dataloader())
+    if impl == "torch_cl" and not loader:  # the Lightning modes, like `loader`, feed the loader's NCHW batches
         batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
     optimizer = model.configure_optimizers()["optimizer"]
     net = model.net.train()
@@ -290,10 +294,10 @@ def time_keras(side: int, batch: int, n_train: int, n_eval: int, epochs: int, th
 
 def table(rows: list[dict], shapes: dict) -> str:
     """Images/s per mode; overhead between runs (1 - rate / bare rate) and in the run (the bare loop's step-work
-    share / the mode's - 1: both read within one run, so the machine's drift between runs cancels); custom / native
-    and custom / Keras of the default path."""
+    share / the mode's - 1: both read within one run, so the machine's drift between runs cancels; `data` is that of
+    `loader`, the DataLoader's own part); custom / native and custom / Keras of the default path."""
     lines = [f"{'shape':<12} {'impl':<9} {'bare img/s':>10} {'lightning':>10} {'default':>10} "
-             f"{'overhead L':>10} {'overhead D':>10} {'in-run L':>8} {'in-run D':>8} {'custom/torch':>12} "
+             f"{'overhead L':>10} {'overhead D':>10} {'in-run L':>8} {'in-run D':>8} {'data':>6} {'custom/torch':>12} "
              f"{'custom/torch_cl':>15} {'vs keras':>9}"]
     for shape in shapes:
         med = {(r["impl"], r["mode"]): r["images_per_s"] for r in rows if r["shape"] == shape}
@@ -302,15 +306,16 @@ def table(rows: list[dict], shapes: dict) -> str:
         for impl in IMPLS:
             if (impl, "bare") not in med:
                 continue
-            bare, lit, default = (med.get((impl, m), float("nan")) for m in MODES)
-            in_run = lambda mode: (f"{share[(impl, 'bare')] / share[(impl, mode)] - 1:8.0%}"
-                                   if (impl, mode) in share else f"{'':8}")
+            bare, lit, default = (med.get((impl, m), float("nan")) for m in ("bare", "lightning", "default"))
+            in_run = lambda mode, width=8: (f"{share[(impl, 'bare')] / share[(impl, mode)] - 1:{width}.0%}"
+                                            if (impl, mode) in share else f"{'':{width}}")
             ratio = lambda ref: (f"{default / med[(ref, 'default')]:.2f}"
                                  if impl == "custom" and (ref, "default") in med else "")
             vs_keras = f"{default / keras:.2f}" if keras else ""
             lines.append(f"{shape:<12} {impl:<9} {bare:10.0f} {lit:10.0f} {default:10.0f} "
                          f"{1 - lit / bare:10.0%} {1 - default / bare:10.0%} {in_run('lightning')} "
-                         f"{in_run('default')} {ratio('torch'):>12} {ratio('torch_cl'):>15} {vs_keras:>9}")
+                         f"{in_run('default')} {in_run('loader', 6)} {ratio('torch'):>12} {ratio('torch_cl'):>15} "
+                         f"{vs_keras:>9}")
         if keras:
             lines.append(f"{shape:<12} {'keras/tf':<9} {'':>10} {'':>10} {keras:10.0f}   (model.fit)")
     return "\n".join(lines)
@@ -328,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
                         "CIFAR-10 352 at 32x32 b128; 48 with --quick)")
     p.add_argument("--eval", type=int, default=None, help="validation images per epoch (default: one batch)")
     p.add_argument("--impls", default=",".join(IMPLS), help="comma list of custom, torch, torch_cl")
-    p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, lightning, default")
+    p.add_argument("--modes", default=",".join(MODES), help="comma list of bare, loader, lightning, default")
     p.add_argument("--no-keras", action="store_true", help="skip Keras/TensorFlow even when it is installed")
     p.add_argument("--tf-path", default=None, help="a folder holding tensorflow for the Keras worker only")
     add_memory_flag(p)
@@ -358,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
                     for mode in modes:
                         out_dir = Path(tmp) / f"{impl}-{mode}-{rep}" / "run"
                         cfg = compose(side, batch, impl, n_train, n_eval, out_dir)
-                        rate, share = (time_bare(cfg, impl, args.epochs) if mode == "bare"
+                        rate, share = (time_bare(cfg, impl, args.epochs, loader=mode == "loader")
+                                       if mode in ("bare", "loader")
                                        else time_lightning(cfg, impl, args.epochs, with_defaults=mode == "default"))
                         samples.setdefault((shape, impl, mode), []).append(rate)
                         shares.setdefault((shape, impl, mode), []).append(share)
