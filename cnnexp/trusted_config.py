@@ -6,7 +6,8 @@ anyone can hand you. Hydra's `instantiate` calls whatever `_target_` names (`tor
 checked first (`check_targets`), and only these may be built:
 
 - cnnexp's own classes in `cnnexp.layers`, `.models`, `.lit`, `.data` and `.sweepers` that are layers,
-  networks, Lightning modules, data modules, callbacks, loggers or checkpoint IO (`ALLOWED_CNNEXP_BASES`), and
+  networks, Lightning modules, data modules, callbacks, loggers, profilers or checkpoint IO
+  (`ALLOWED_CNNEXP_BASES`), and
   the augmentation factory and batch transform in `ALLOWED_CALLABLES`;
 - torch.optim optimizers and torch.optim.lr_scheduler schedulers;
 - the Lightning trainer, strategy, callbacks and loggers that cnnexp's configs use (`ALLOWED_LIGHTNING`).
@@ -59,8 +60,9 @@ def ALLOWED_CNNEXP_BASES() -> tuple[type, ...]:  # noqa: N802 - a constant, buil
     import torch
     from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
     from lightning.pytorch.loggers import Logger
+    from lightning.pytorch.profilers import Profiler
 
-    return (torch.nn.Module, L.LightningModule, L.LightningDataModule, L.Callback, CheckpointIO, Logger)
+    return (torch.nn.Module, L.LightningModule, L.LightningDataModule, L.Callback, CheckpointIO, Logger, Profiler)
 
 
 def is_allowed(target: Any) -> bool:

@@ -38,3 +38,10 @@ def test_trainer_configs_use_it_unless_a_profiler_is_asked_for(tmp_path, monkeyp
     profiler = trainer_profiler(*overrides)
     assert type(profiler) is kind
     assert isinstance(profiler, L.pytorch.profilers.Profiler)
+
+
+def test_a_saved_config_may_build_it():
+    """A run folder's config names it (evaluate, rerun and export rebuild the trainer from that file)."""
+    from cnnexp.trusted_config import is_allowed
+
+    assert is_allowed("cnnexp.lit.no_profiler.NoProfiler")

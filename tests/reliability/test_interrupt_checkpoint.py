@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,12 @@ BATCHES = 8
 
 
 class SendSignal(Callback):
-    """Send `signum` to this process at the start of global step `step` (`times` signals in a row)."""
+    """Send `signum` to this thread at the start of global step `step` (`times` signals in a row).
+
+    `raise_signal` delivers to the calling (main) thread before it returns, so Python runs the handler before the
+    next signal is sent; `os.kill` to the process may deliver to another thread, and two such signals can then
+    arrive while the first is still pending and merge into one.
+    """
 
     def __init__(self, signum: int, step: int, times: int = 1) -> None:
         self.signum, self.step, self.times = signum, step, times
@@ -28,7 +32,7 @@ class SendSignal(Callback):
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step == self.step:
             for _ in range(self.times):
-                os.kill(os.getpid(), self.signum)
+                signal.raise_signal(self.signum)
 
 
 @pytest.mark.parametrize(("signum", "step", "saved_step"), [
