@@ -9,7 +9,9 @@ Measured side by side in one run, implementations interleaved round-robin, media
      after the pool, and conv + pool as one `conv2d_max_pool` op where it applies), the others as written;
   3. peak extra memory of one training step per implementation, each in a fresh subprocess
      (RSS high-water mark on CPU, torch.cuda.max_memory_allocated on CUDA).
-Prints tables of ratios (custom / native images per second) and writes JSON (--out).
+Prints the CPU model and tables of ratios (custom / native images per second; for the layers also GFLOP/s, the
+multiply-adds x 2 of the directions run, so the custom kernel reads against oneDNN's, torch_cl) and writes JSON
+(--out).
 
     python scripts/bench_conv.py            # full run (about 10 minutes on a 2-core CPU)
     python scripts/bench_conv.py --quick    # smoke run
@@ -119,6 +121,15 @@ def layer_shapes(batch_shape: tuple[int, int, int, int]):
         c, h, w = c_out, h // 2, w // 2
 
 
+def layer_flops(x_shape, w_shape, mode: str, input_grad: bool) -> float:
+    """Multiply-adds x 2 of a stride-1 'same' conv layer: the forward, and for "fwd+bwd" also the weight gradient
+    and (when the input requires it) the input gradient, each as many as the forward."""
+    n, _, h, w = x_shape
+    c_out, c_in, kh, kw = w_shape
+    forward = 2.0 * n * h * w * c_out * c_in * kh * kw
+    return forward if mode == "fwd" else forward * (3 if input_grad else 2)
+
+
 def bench_layers(shapes: dict, impls: list[str], repeats: int, device: torch.device) -> list[dict]:
     rows = []
     for shape_name, batch_shape in shapes.items():
@@ -146,11 +157,16 @@ def bench_layers(shapes: dict, impls: list[str], repeats: int, device: torch.dev
 
                     return run
 
-                reps = max(2, repeats // 3) if "naive" in names else repeats
-                res = interleaved({k: make(k) for k in names}, reps, 1, device)
+                # naive in a group of its own: its long loop of small ops would leave cold caches to whichever
+                # implementation ran after it in the round-robin
+                res = interleaved({k: make(k) for k in names if k != "naive"}, repeats, 1, device)
+                if "naive" in names:
+                    res |= interleaved({"naive": make("naive")}, max(2, repeats // 3), 1, device)
+                flops = layer_flops(xs, ws, mode, input_grad=li > 0)
                 for k, r in res.items():
                     rows.append({"section": "layer", "shape": shape_name, "layer": lname, "mode": mode, "impl": k,
-                                 **r, "images_per_s": batch_shape[0] / r["median_s"]})
+                                 **r, "images_per_s": batch_shape[0] / r["median_s"],
+                                 "gflop_per_s": flops / r["median_s"] / 1e9})
     return rows
 
 
@@ -276,16 +292,17 @@ def ratio_table(rows: list[dict]) -> str:
     groups: dict[tuple, dict[str, dict]] = {}
     for r in rows:
         groups.setdefault((r["section"], r["shape"], r.get("layer", "whole model"), r["mode"]), {})[r["impl"]] = r
-    lines = [f"{'shape':<12} {'what':<16} {'mode':<10} {'impl':<16} {'ms':>9} {'img/s':>9} {'noise':>6} "
-             f"{'custom/torch':>12} {'custom/torch_cl':>15}"]
+    lines = [f"{'shape':<12} {'what':<16} {'mode':<10} {'impl':<16} {'ms':>9} {'img/s':>9} {'GFLOP/s':>8} "
+             f"{'noise':>6} {'custom/torch':>12} {'custom/torch_cl':>15}"]
     for (section, shape, what, mode), g in groups.items():
         if section == "memory":
             continue
         for k, r in g.items():
             ratio = lambda ref: (f"{r['images_per_s'] / g[ref]['images_per_s']:.2f}"
                                  if ref in g and k.startswith("custom") else "")
+            gflops = f"{r['gflop_per_s']:8.1f}" if "gflop_per_s" in r else f"{'':8}"
             lines.append(f"{shape:<12} {what:<16} {mode:<10} {k:<16} {r['median_s'] * 1e3:9.1f} "
-                         f"{r['images_per_s']:9.0f} {r['iqr_rel'] * 100:5.0f}% {ratio('torch'):>12} "
+                         f"{r['images_per_s']:9.0f} {gflops} {r['iqr_rel'] * 100:5.0f}% {ratio('torch'):>12} "
                          f"{ratio('torch_cl'):>15}")
     mem = [r for r in rows if r["section"] == "memory"]
     if mem:
@@ -338,12 +355,12 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" in sections:
         rows += bench_memory(shapes, impls, device)
     custom_path = custom_conv_path(device)
-    print(f"device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, {memory_note(retained)}, "
-          f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
+    cpu = cpu_model()
+    print(f"CPU {cpu}, device {device}, threads {torch.get_num_threads()}, OpenMP env {OMP_ENV}, "
+          f"{memory_note(retained)}, load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"custom = {custom_path}, planned per layer (CNNEXP_PLAN={planner.current().mode}); custom_builtin = the "
           f"built-in choices; custom_gemm = the im2col + GEMM path, forced")
     print(ratio_table(rows))
-    cpu = cpu_model()
     meta = {"device": str(device), "cpu": cpu, "threads": torch.get_num_threads(), "retain_freed_memory": retained,
             "openmp_env": OMP_ENV, "torch": torch.__version__,
             "python": platform.python_version(), "repeats": repeats, "quick": args.quick, "argv": sys.argv[1:],

@@ -1,4 +1,4 @@
-"""scripts/bench_conv.py runs end to end on its quick shapes and says which path `custom` took."""
+"""scripts/bench_conv.py runs end to end on its quick shapes and says which CPU and which path `custom` took."""
 
 import importlib.util
 import json
@@ -11,13 +11,19 @@ from .kernels_built import require_kernels
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_conv.py"
 
 
-def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
-    require_kernels()
-    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")  # else the script sets it in os.environ for good
-    threads = torch.get_num_threads()
+def load_bench(monkeypatch):
+    """scripts/bench_conv.py as a module (GOMP_SPINCOUNT set first, else the script sets it in os.environ for good)."""
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
     spec = importlib.util.spec_from_file_location("bench_conv", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
+    require_kernels()
+    threads = torch.get_num_threads()
+    bench = load_bench(monkeypatch)
     out = tmp_path / "bench.json"
     try:
         bench.main(["--quick", "--sections", "train", "--repeats", "1", "--threads", "1", "--out", str(out)])
@@ -31,6 +37,15 @@ def test_bench_conv_training_step_smoke(tmp_path, capsys, monkeypatch):
     assert all(r["median_s"] > 0 for r in saved["rows"])
     printed = capsys.readouterr().out
     assert "custom = compiled direct kernel" in printed and "custom/torch_cl" in printed
+    assert f"CPU {saved['meta']['cpu']}," in printed
+
+
+def test_layer_flops_count_the_directions_run(monkeypatch):
+    bench = load_bench(monkeypatch)
+    forward = 2 * 2 * 4 * 5 * 6 * 3 * 9  # N=2, 4x5 outputs, 6 filters of 3 channels x 3x3, a multiply and an add
+    assert bench.layer_flops((2, 3, 4, 5), (6, 3, 3, 3), "fwd", input_grad=True) == forward
+    assert bench.layer_flops((2, 3, 4, 5), (6, 3, 3, 3), "fwd+bwd", input_grad=False) == 2 * forward
+    assert bench.layer_flops((2, 3, 4, 5), (6, 3, 3, 3), "fwd+bwd", input_grad=True) == 3 * forward
 
 
 def test_bench_scaling_smoke_gives_a_ratio_per_size_and_batch(tmp_path, capsys):

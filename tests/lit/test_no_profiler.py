@@ -1,4 +1,4 @@
-"""NoProfiler: the trainer configs' profiler records nothing, costs one shared context manager, and yields to a real one."""
+"""NoProfiler: the trainer configs' profiler records nothing, hands out one shared context, yields to a real one."""
 
 from __future__ import annotations
 
