@@ -8,6 +8,8 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset
 
+from cnnexp.data.huge_pages import in_huge_pages
+
 
 class GatheredBatch(NamedTuple):
     """A batch taken in one indexing operation (`ImageTensorDataset.__getitems__`), before `collate_images`.
@@ -52,7 +54,7 @@ class ImageTensorDataset(Dataset):
         if images.ndim != 4 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise ValueError(f"images must be (N, C, H, W) and labels (N,), got {tuple(images.shape)} "
                              f"and {tuple(labels.shape)}")
-        self.images = images  # (N, C, H, W)
+        self.images = in_huge_pages(images)  # (N, C, H, W); a large set in huge pages: cheaper random batches
         self.labels = labels.to(torch.int64)  # (N,)
         self.transform = transform
 
