@@ -20,7 +20,10 @@ in a real run only when the epoch is as long as a real one; `--batches N` sets o
 Freed memory is retained (`cnnexp.cpu_memory`, as `python -m cnnexp` does) for every implementation alike;
 `--system-malloc` keeps glibc's defaults.
 Keras/TensorFlow (`model.fit` on the same images, the lecture's own system) runs in a subprocess when tensorflow
-is importable (the `bench` extra: `pip install -e '.[bench]'`); without it the script says so and skips.
+is importable (the `bench` extra: `pip install -e '.[bench]'`); without it the script says so and skips. The
+worker reports the cores it kept busy (CPU seconds over wall seconds): tf.data has a thread pool that TensorFlow's
+threading settings do not bound, so `--threads 1` is one thread for Keras's step, not necessarily one core (pinning
+the worker to one core is no fix: its threads then wait on each other; docs/benchmarks.md).
 Prints a table of images/s and ratios (custom / native; framework overhead between runs, 1 - lightning / bare, and
 in the run: each run also times its bare step's work (forward, backward, update; `StepTimer`) against its wall
 time, and the in-run overhead is the bare loop's share over the mode's, less one; the `data` column is the same
@@ -257,13 +260,14 @@ model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
 class Clock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 0:
-            self.start = time.perf_counter()
+            self.start, self.cpu = time.perf_counter(), time.process_time()
     def on_train_end(self, logs=None):
-        self.rate = n_train * (epochs - 1) / (time.perf_counter() - self.start)
+        wall = time.perf_counter() - self.start
+        self.rate, self.cores = n_train * (epochs - 1) / wall, (time.process_time() - self.cpu) / wall
 clock = Clock()
 model.fit(x[:n_train], y[:n_train], batch_size=batch, epochs=epochs, verbose=0, shuffle=True, callbacks=[clock],
           validation_data=(x[n_train:], y[n_train:]))
-print(json.dumps({"images_per_s": clock.rate, "tensorflow": tf.__version__}))
+print(json.dumps({"images_per_s": clock.rate, "cores": clock.cores, "tensorflow": tf.__version__}))
 """
 
 
@@ -282,14 +286,15 @@ def keras_available(tf_path: str | None) -> bool:
 
 
 def time_keras(side: int, batch: int, n_train: int, n_eval: int, epochs: int, threads: int,
-               tf_path: str | None) -> tuple[float, str]:
+               tf_path: str | None) -> tuple[float, float, str]:
     """Training images per second of Keras's `model.fit` with `validation_data` of `n_eval` images, as cnnexp's
-    Lightning paths validate each epoch (TensorFlow version too)."""
+    Lightning paths validate each epoch, the cores it kept busy meanwhile (CPU seconds / wall seconds) and the
+    TensorFlow version."""
     cmd = [sys.executable, "-c", KERAS_WORKER, str(side), str(batch), str(n_train), str(n_eval), str(epochs),
            str(threads)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=keras_env(tf_path))
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    return out["images_per_s"], out["tensorflow"]
+    return out["images_per_s"], out["cores"], out["tensorflow"]
 
 
 def table(rows: list[dict], shapes: dict) -> str:
@@ -325,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one small shape, few images (smoke run)")
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"comma list of {', '.join(SHAPES)}")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch's intra-op threads and TensorFlow's (default: one per core)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats per measurement (median)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first one is warm-up")
     p.add_argument("--batches", type=int, default=None,
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     samples: dict[tuple[str, str, str], list[float]] = {}
     shares: dict[tuple[str, str, str], list[float]] = {}
-    tf_version = None
+    tf_version, keras_cores = None, {}
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         for shape, (side, batch) in shapes.items():
             n_train, n_eval = batch * epoch_batches[shape], args.eval or batch
@@ -371,10 +377,11 @@ def main(argv: list[str] | None = None) -> None:
                         print(f"  {shape} {impl:<8} {mode:<9} {rate:8.1f} img/s, step work {share:.1%} of the "
                               f"time", flush=True)
                 if run_keras:
-                    rate, tf_version = time_keras(side, batch, n_train, n_eval, args.epochs,
-                                                 torch.get_num_threads(), args.tf_path)
+                    rate, cores, tf_version = time_keras(side, batch, n_train, n_eval, args.epochs,
+                                                        torch.get_num_threads(), args.tf_path)
                     samples.setdefault((shape, "keras", "fit"), []).append(rate)
-                    print(f"  {shape} keras/tf fit       {rate:8.1f} img/s", flush=True)
+                    keras_cores.setdefault(shape, []).append(cores)
+                    print(f"  {shape} keras/tf fit       {rate:8.1f} img/s, {cores:.2f} cores busy", flush=True)
     rows = [{"shape": s, "impl": i, "mode": m, "images_per_s": statistics.median(v), "samples": v}
             | ({"step_share": statistics.median(shares[s, i, m]), "step_share_samples": shares[s, i, m]}
                if (s, i, m) in shares else {})
@@ -387,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     print("Keras/TensorFlow: " + (f"tensorflow {tf_version}" if run_keras else f"skipped ({skipped})"))
     print(table(rows, shapes))
     meta = {"cpu": cpu, "threads": torch.get_num_threads(), "retain_freed_memory": retained, "torch": torch.__version__,
-            "python": platform.python_version(), "tensorflow": tf_version, "repeats": repeats,
+            "python": platform.python_version(), "tensorflow": tf_version, "keras_cores_busy": keras_cores,
+            "repeats": repeats,
             "epochs": args.epochs, "batches": epoch_batches,
             "argv": sys.argv[1:] if argv is None else argv,
             "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
