@@ -38,10 +38,12 @@ def in_huge_pages(t: torch.Tensor, min_bytes: int | None = None) -> torch.Tensor
         - t: any; the result has t's shape.
     """
     nbytes = t.numel() * t.element_size()
-    if (t.device.type != "cpu" or nbytes < (MIN_BYTES if min_bytes is None else min_bytes) or not hasattr(mmap, "MADV_HUGEPAGE")
+    smallest = MIN_BYTES if min_bytes is None else min_bytes
+    if (t.device.type != "cpu" or nbytes < smallest or not hasattr(mmap, "MADV_HUGEPAGE")
             or thp_mode() not in ("always", "madvise")):
         return t
-    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # shared memory would not qualify
+    # private: a shared mapping follows the shmem THP setting, usually off
+    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     buffer.madvise(mmap.MADV_HUGEPAGE)  # before the copy touches a page: faults then map 2 MiB at a time
     out = torch.frombuffer(buffer, dtype=t.dtype, count=t.numel()).view(t.shape)  # keeps `buffer` alive
     return out.copy_(t)
