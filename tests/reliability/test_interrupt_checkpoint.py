@@ -63,8 +63,8 @@ def test_signal_saves_interrupted_checkpoint(tmp_path: Path, capfd: pytest.Captu
 @pytest.fixture
 def python_sigint_handler():
     """SIGINT handled by Python's own handler (KeyboardInterrupt), as in a terminal; put back afterwards. The second
-    Ctrl-C goes to the handler the run found, and a full test run's worker process has held SIG_IGN here (Lightning's
-    graceful shutdown, for one, sets SIG_IGN for good before its `sys.exit(1)`)."""
+    Ctrl-C goes to the handler the run found, and a test run started in the background (`cmd &`, nohup, some CI
+    runners) inherits SIG_IGN for SIGINT, which Python then keeps instead of installing its own."""
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, before)
