@@ -39,6 +39,7 @@ from . import grid_direct, kernels
 from .conv2d import builtin_path, planned
 from .geometry import (
     IntPair, Padding, WindowGeometry, autocast_operands, check_same_dtype, conv_geometry, op_geometry, pair,
+    tiled_pool_hw,
 )
 from .im2col import empty_channels_last
 
@@ -47,7 +48,7 @@ CLIPPED = kernels.CLIPPED  # 255: the arg-max of a value ReLU clipped to zero (i
 
 
 def _pooled_shape(x: torch.Tensor, c_out: int, g: WindowGeometry, pool: list[int]) -> tuple[int, int, int, int]:
-    return (x.shape[0], c_out, g.out_hw[0] // pool[0], g.out_hw[1] // pool[1])
+    return (x.shape[0], c_out, *tiled_pool_hw(g.out_hw, pool))
 
 
 def _argmax_taps(y: torch.Tensor, pool: list[int], relu: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,6 +43,12 @@ IntPair = int | tuple[int, int]
 """An int (same value for height and width) or an explicit `(h, w)` pair."""
 
 
+def tiled_pool_hw(hw: Sequence[int], pool: Sequence[int]) -> tuple[int, int]:
+    """`(H // pH, W // pW)`: the output size of a max pool whose `pool`-sized windows tile an `hw` input ('valid',
+    stride = pool size), as the fused conv + pool and the compiled pool kernels compute it."""
+    return hw[0] // pool[0], hw[1] // pool[1]
+
+
 def pair(value: IntPair, name: str = "value") -> tuple[int, int]:
     """Normalise an `IntPair` to a `(h, w)` tuple of Python ints.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from .geometry import WindowGeometry
+from .geometry import WindowGeometry, tiled_pool_hw
 from .grid_gemm import grid_dims, grid_input_rows, tap_offsets, tap_span
 from .im2col import empty_channels_last, nhwc_view
 
@@ -61,7 +61,7 @@ def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     """
     n, c_out = x.shape[0], weight.shape[0]
     hs, ws, _ = grid_dims(g)
-    shape = (n, c_out, g.out_hw[0] // pool[0], g.out_hw[1] // pool[1])
+    shape = (n, c_out, *tiled_pool_hw(g.out_hw, pool))
     y = empty_channels_last(x, shape)
     idx = empty_channels_last(x, shape, torch.uint8)
     kernels.direct_conv_pool(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),

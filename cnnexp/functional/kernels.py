@@ -50,7 +50,7 @@ import torch
 
 from cnnexp.atomic_write import atomic_output
 
-from .geometry import WindowGeometry
+from .geometry import WindowGeometry, tiled_pool_hw
 from .im2col import empty_channels_last, nhwc_view
 
 NATIVE = Path(__file__).with_name("native")
@@ -288,7 +288,7 @@ def pooled_to_grid(grad: torch.Tensor, idx: torch.Tensor, pool: tuple[int, int],
     """
     n, c = grad.shape[0], grad.shape[-1]
     assert grad.is_contiguous() and idx.is_contiguous() and idx.dtype == torch.uint8 and idx.shape == grad.shape
-    assert grad.shape[1:3] == (hw[0] // pool[0], hw[1] // pool[1]) and hs >= hw[0] and ws >= hw[1]
+    assert grad.shape[1:3] == tiled_pool_hw(hw, pool) and hs >= hw[0] and ws >= hw[1]
     assert rows >= first + n * hs * ws, "pooled_to_grid: the grid does not hold the gradient"
     buf = grad.new_empty((rows, c))
     library().cnnexp_pooled_to_grid(grad.data_ptr(), idx.data_ptr(), n, c, *hw, *pool, buf.data_ptr(), rows, first,
@@ -366,7 +366,7 @@ def direct_conv_pool(buf: torch.Tensor, grid: GridShape, offsets: list[int], w_t
         idx: the same shape, uint8, both contiguous.
     """
     n, hs, ws, ho, wo = grid
-    pooled = (n, ho // pool[0], wo // pool[1], c_out)
+    pooled = (n, *tiled_pool_hw((ho, wo), pool), c_out)
     assert out.shape == idx.shape == pooled and out.is_contiguous() and idx.is_contiguous() and idx.dtype == torch.uint8
     w_taps, bias = w_taps.contiguous(), None if bias is None else bias.contiguous()
     used = library().cnnexp_grid_conv_pool(*_conv_operands(buf, grid, offsets, w_taps, c_out, bias), out.data_ptr(),
@@ -392,7 +392,7 @@ def direct_weight_grad(buf: torch.Tensor, grad: torch.Tensor, grid: GridShape, o
     n, hs, ws, ho, wo = grid
     c_out_p = grad.shape[-1]
     assert buf.is_contiguous() and grad.is_contiguous() and c_out_p % vec_width() == 0
-    assert grad.shape == (n, ho // pool[0], wo // pool[1], c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
+    assert grad.shape == (n, *tiled_pool_hw((ho, wo), pool), c_out_p) and buf.shape[0] >= n * hs * ws + max(offsets)
     dw = buf.new_zeros((len(offsets), buf.shape[1], c_out_p))
     offs = _offsets(tuple(offsets))
     common = (c_out_p, offs.data_ptr(), len(offsets), dw.data_ptr(), n, hs, ws, ho, wo)
@@ -453,7 +453,7 @@ def max_pool_argmax(x: torch.Tensor, pool: tuple[int, int], relu: bool = False) 
     """
     assert nhwc_view(x).is_contiguous(), "max_pool_argmax: x must be dense channels_last"
     n, c, h, w = x.shape
-    shape = (n, c, h // pool[0], w // pool[1])
+    shape = (n, c, *tiled_pool_hw((h, w), pool))
     y, idx = empty_channels_last(x, shape), empty_channels_last(x, shape, torch.uint8)
     library().cnnexp_max_pool_argmax(nhwc_view(x).data_ptr(), nhwc_view(y).data_ptr(), nhwc_view(idx).data_ptr(),
                                      n, h, w, c, *pool, int(relu), torch.get_num_threads())
@@ -468,7 +468,7 @@ def max_pool_scatter(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: tuple[int,
     """
     gy, ih = nhwc_view(grad_out).contiguous(), nhwc_view(idx)
     assert ih.is_contiguous() and idx.dtype == torch.uint8 and gy.shape == ih.shape
-    assert gy.shape[1:3] == (x_hw[0] // pool[0], x_hw[1] // pool[1]), "max_pool_scatter: x_hw does not match"
+    assert gy.shape[1:3] == tiled_pool_hw(x_hw, pool), "max_pool_scatter: x_hw does not match"
     n, c = grad_out.shape[:2]
     gx = empty_channels_last(grad_out, (n, c, *x_hw))
     library().cnnexp_max_pool_scatter(gy.data_ptr(), ih.data_ptr(), nhwc_view(gx).data_ptr(), n, *x_hw, c, *pool,
