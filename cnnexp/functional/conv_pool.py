@@ -24,6 +24,11 @@ as two ops that take dL/dy and idx (`cnnexp::max_pool_conv2d_input_grad`, `..._w
 writes G straight onto the input gradient's padded grid, and expands it a few rows at a time inside the weight
 gradient's sum, so G is never stored either. The other paths (and devices) scatter G first.
 
+In eager mode on the CPU, `conv2d_max_pool` calls the same kernels from a plain autograd Function
+(`_EagerConvPool`, where `eager_fast_path` allows it) instead of through the dispatcher, and keeps x's grid from the
+forward for the weight gradient; anything that watches the dispatcher (torch.compile, export, modes, the profiler)
+gets the registered ops.
+
 Only windows that tile the conv's output ('valid', stride = pool size, at most 255 taps) are fused; the rows and
 columns 'valid' drops get zero gradient. `models.fusion` runs a Keras `Conv2D -> MaxPool2D` pair through this op
 where `fusable` says it applies: the output and gradients are the unfused pair's.
@@ -34,6 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from . import grid_direct, kernels
 from .conv2d import builtin_path, planned
@@ -90,20 +96,33 @@ def _scatter_taps(grad_out: torch.Tensor, idx: torch.Tensor, x_hw: list[int], po
 # --- cnnexp::conv2d_max_pool -------------------------------------------------------------------------------------
 
 
-def _forward_cpu(x, weight, bias, stride, pads, dilation, pool, relu=False) -> tuple[torch.Tensor, torch.Tensor]:
-    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
-    pool = tuple(pool)
+def _forward_kernel(x, weight, bias, geom: WindowGeometry, pool: tuple[int, int], relu: bool,
+                    keep_grid: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The CPU forward on the planned path: (y, idx, and with `keep_grid` x's grid when that path built one (the
+    compiled kernel), for the weight gradient to reuse; else None)."""
+    kept: list[torch.Tensor] = []
 
     def run(path, **kw):
+        kept.clear()  # the planner may run several paths before the chosen one
         if path is grid_direct:
-            return grid_direct.forward_pool(x, weight, bias, geom, pool, relu=relu, **kw)
+            grid = grid_direct.x_grid(x, geom)
+            if keep_grid:
+                kept.append(grid)
+            return grid_direct.forward_pool(x, weight, bias, geom, pool, relu=relu, grid=grid, **kw)
         y = path.forward(x, weight, bias, geom).contiguous(memory_format=torch.channels_last)
         if kernels.max_pool_usable(y):
             return kernels.max_pool_argmax(y, pool, relu)
         return _argmax_taps(y, list(pool), relu)
 
     # the conv forward's own decision (and key): fused or not, a forward computes the same sums in the same order
-    return planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias), run)
+    y, idx = planned("forward", geom, weight.shape[0], (tuple(x.shape[1:]), tuple(weight.shape)), (x, weight, bias),
+                     run)
+    return y, idx, (kept[0] if kept else None)
+
+
+def _forward_cpu(x, weight, bias, stride, pads, dilation, pool, relu=False) -> tuple[torch.Tensor, torch.Tensor]:
+    geom = op_geometry(x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    return _forward_kernel(x, weight, bias, geom, tuple(pool), relu)[:2]
 
 
 def _forward_portable(x, weight, bias, stride, pads, dilation, pool, relu=False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,11 +176,15 @@ def _pooled_cpu(direction: str, geom: WindowGeometry, out_channels: int, shapes:
     return planned(direction, geom, out_channels, shapes, operands, run)
 
 
-def _pooled_input_grad_cpu(grad_out, idx, weight, x_hw, stride, pads, dilation, pool) -> torch.Tensor:
-    geom = op_geometry(x_hw, weight.shape[2:], stride, pads, dilation)
+def _input_grad_kernel(grad_out, idx, weight, x_hw, geom: WindowGeometry, pool) -> torch.Tensor:
     shapes = ((weight.shape[0], *geom.out_hw), tuple(weight.shape))  # conv2d_input_grad's key
     return _pooled_cpu("input_grad", geom, weight.shape[1], shapes, (grad_out, weight), grad_out, idx, pool,
                        lambda path, grad, **kw: path.input_grad(grad, weight, tuple(x_hw), geom, **kw))
+
+
+def _pooled_input_grad_cpu(grad_out, idx, weight, x_hw, stride, pads, dilation, pool) -> torch.Tensor:
+    return _input_grad_kernel(grad_out, idx, weight, x_hw, op_geometry(x_hw, weight.shape[2:], stride, pads,
+                                                                       dilation), pool)
 
 
 def _pooled_input_grad_portable(grad_out, idx, weight, x_hw, stride, pads, dilation, pool) -> torch.Tensor:
@@ -195,12 +218,18 @@ pooled_input_grad_op = _gradient_op(
 )
 
 
-def _pooled_weight_grad_cpu(grad_out, idx, x, kernel, stride, pads, dilation, pool) -> torch.Tensor:
-    geom = op_geometry(x.shape[2:], kernel, stride, pads, dilation)
+def _weight_grad_kernel(grad_out, idx, x, geom: WindowGeometry, pool, grid=None) -> torch.Tensor:
+    """The CPU weight gradient; `grid`: x's grid that the forward kept (`_forward_kernel`), for the compiled kernel."""
     c_out = grad_out.shape[1]
     shapes = (tuple(x.shape[1:]), (c_out, *geom.out_hw))  # conv2d_weight_grad's key
+    kept = {} if grid is None else {"grid": grid}
     return _pooled_cpu("weight_grad", geom, c_out, shapes, (grad_out, x), grad_out, idx, pool,
-                       lambda path, grad, **kw: path.weight_grad(x, grad, geom, **kw))
+                       lambda path, grad, **kw: path.weight_grad(x, grad, geom, **kw,
+                                                                 **(kept if path is grid_direct else {})))
+
+
+def _pooled_weight_grad_cpu(grad_out, idx, x, kernel, stride, pads, dilation, pool) -> torch.Tensor:
+    return _weight_grad_kernel(grad_out, idx, x, op_geometry(x.shape[2:], kernel, stride, pads, dilation), pool)
 
 
 def _pooled_weight_grad_portable(grad_out, idx, x, kernel, stride, pads, dilation, pool) -> torch.Tensor:
@@ -253,6 +282,57 @@ def _backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.T
 conv2d_max_pool_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+# --- the eager fast path --------------------------------------------------------------------------------------------
+
+
+class _EagerConvPool(torch.autograd.Function):
+    """`conv2d_max_pool_op` and its backward (the same CPU kernels, the same planned paths, the same results), called
+    straight from a plain autograd Function where `eager_fast_path` allows it. Through the dispatcher, a custom op
+    and its two gradient ops cost about a third of a millisecond a layer in fixed Python (argument defaults, alias
+    checks, redispatch), paid in every training step of the lecture model. It also keeps x's grid from the forward
+    for the weight gradient, and saves it instead of x (x is a view of it: `grid_direct.x_from_grid`), so the
+    backward does not lay x out again."""
+
+    @staticmethod
+    def forward(ctx: Any, x, weight, bias, geom: WindowGeometry, pool: tuple[int, int], relu: bool):
+        y, idx, grid = _forward_kernel(x, weight, bias, geom, pool, relu, keep_grid=ctx.needs_input_grad[1])
+        ctx.mark_non_differentiable(idx)
+        ctx.save_for_backward(x if grid is None else grid, weight, idx)
+        ctx.geom, ctx.pool, ctx.relu, ctx.x_shape = geom, pool, relu, tuple(x.shape)
+        ctx.has_bias, ctx.from_grid = bias is not None, grid is not None
+        return y, idx
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.Tensor | None, ...]:
+        saved, weight, idx = ctx.saved_tensors
+        grid = saved if ctx.from_grid else None
+        x = saved if grid is None else grid_direct.x_from_grid(grid, ctx.x_shape, ctx.geom)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = _input_grad_kernel(grad_out, idx, weight, ctx.x_shape[2:], ctx.geom, ctx.pool) if need_x else None
+        grad_w = _weight_grad_kernel(grad_out, idx, x, ctx.geom, ctx.pool, grid) if need_w else None
+        grad_b = _bias_grad(grad_out, idx, ctx.relu) if need_b and ctx.has_bias else None
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
+def eager_fast_path(*tensors: torch.Tensor | None) -> bool:
+    """Whether `conv2d_max_pool` may run `_EagerConvPool` instead of the registered op: plain CPU float32 tensors
+    (no subclass, e.g. a FakeTensor) with the compiled kernels, and nothing that watches or transforms the dispatcher
+    (torch.compile, a TorchFunctionMode or TorchDispatchMode, torch.func transforms, the profiler, which then names
+    the registered ops)."""
+    return (
+        all(t is None or type(t) in _PLAIN_TENSORS for t in tensors)
+        and not torch.compiler.is_compiling()
+        and not torch._C._is_torch_function_mode_enabled()
+        and not is_in_torch_dispatch_mode()
+        and not torch._C._are_functorch_transforms_active()
+        and not torch.autograd._profiler_enabled()
+        and grid_direct.usable(*tensors)
+    )
+
+
 def fusable(x: torch.Tensor, weight: torch.Tensor, pool_size: IntPair, pool_strides: IntPair,
             pool_padding: Padding) -> bool:
     """Whether a stride-1 `conv2d(x, weight)` and the max pool after it may run as `conv2d_max_pool` here, and it
@@ -289,5 +369,8 @@ def conv2d_max_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     (x, weight, bias), autocast_off = autocast_operands(x, weight, bias)  # as conv2d: one dtype throughout
     check_same_dtype("conv2d_max_pool", x, weight=weight, bias=bias)
     with autocast_off:
-        y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool), relu)
+        if eager_fast_path(x, weight, bias):
+            y, _ = _EagerConvPool.apply(x, weight, bias, geom, tuple(pool), relu)
+        else:
+            y, _ = conv2d_max_pool_op(x, weight, bias, [1, 1], list(geom.pads), list(geom.dilation), list(pool), relu)
     return y

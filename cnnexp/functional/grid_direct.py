@@ -8,7 +8,8 @@ blocked im2col and a GEMM, and outputs and gradients are dense channels-last ten
     dL/dW_t     = sum_pixels buf[p + off_t]^T G[n, y, x]  # G: the upstream gradient as it comes (NHWC)
     dL/dx       = the forward applied to G on the grid, with the flipped, transposed kernel (full correlation)
 
-Each direction builds its own grid (the weight gradient rebuilds x's), so any two paths mix freely. The grids and
+Each direction builds its own grid (the weight gradient rebuilds x's unless the caller kept the forward's: `x_grid`,
+`x_from_grid`), so any two paths mix freely. The grids and
 the kernel's weight layout are written by the compiled library too (`kernels.to_grid`, `kernels.tap_weights`), in
 one pass each: with PyTorch ops they took most of a small convolution's time.
 """
@@ -29,10 +30,30 @@ def usable(*operands: torch.Tensor | None) -> bool:
     return kernels.usable(*operands)
 
 
-def _x_grid(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
+def x_grid(x: torch.Tensor, g: WindowGeometry) -> torch.Tensor:
     """x on its padded grid, as `grid_gemm.grid_input` lays it out: `(N*Hs*Ws + span, C_in)` rows."""
     hs, ws, off = grid_dims(g)
     return kernels.to_grid(x, off, grid_input_rows(g, x.shape[0]), hs, ws)
+
+
+def _grid_of(x: torch.Tensor, g: WindowGeometry, grid: torch.Tensor | None) -> torch.Tensor:
+    """`grid`, the caller's `x_grid(x, g)` (its shape checked), or x's grid built now."""
+    if grid is None:
+        return x_grid(x, g)
+    assert grid.shape == (grid_input_rows(g, x.shape[0]), x.shape[1]), "the kept grid is not this x's"
+    return grid
+
+
+def x_from_grid(grid: torch.Tensor, x_shape: tuple[int, int, int, int], g: WindowGeometry) -> torch.Tensor:
+    """The x that `x_grid(x, g)` laid out, as a view of its grid (no copy): what a backward needs to keep of x when
+    it keeps the grid.
+
+    Shape: grid `(N*Hs*Ws + span, C)` -> `(N, C, H, W)`, channels-last strides with the grid's row padding.
+    """
+    n, c, h, w = x_shape
+    hs, ws, off = grid_dims(g)
+    assert grid.shape == (grid_input_rows(g, n), c), "x_from_grid: not the grid of this x and geometry"
+    return grid[off : off + n * hs * ws].view(n, hs, ws, c)[:, :h, :w].permute(0, 3, 1, 2)
 
 
 def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
@@ -45,15 +66,17 @@ def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g:
     n, c_out = x.shape[0], weight.shape[0]
     hs, ws, _ = grid_dims(g)
     y = empty_channels_last(x, (n, c_out, *g.out_hw))
-    kernels.direct_conv(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
+    kernels.direct_conv(x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
                         c_out, bias, out=nhwc_view(y), tile=tile)
     return y
 
 
 def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: WindowGeometry,
-                 pool: tuple[int, int], tile: int = -1, relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                 pool: tuple[int, int], tile: int = -1, relu: bool = False,
+                 grid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`forward` max pooled by `pool` = (pH, pW) windows that tile its output (then ReLU'd with `relu`), in one
-    kernel call that never stores the full-size output (`kernels.direct_conv_pool`).
+    kernel call that never stores the full-size output (`kernels.direct_conv_pool`); `grid`: `x_grid(x, g)` when
+    the caller built it (to keep it for the weight gradient).
 
     Shape:
         x, weight as `forward` -> the pooled output `(N, C_out, H_out // pH, W_out // pW)` channels_last, and each
@@ -64,7 +87,8 @@ def forward_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     shape = (n, c_out, *tiled_pool_hw(g.out_hw, pool))
     y = empty_channels_last(x, shape)
     idx = empty_channels_last(x, shape, torch.uint8)
-    kernels.direct_conv_pool(_x_grid(x, g), (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
+    grid = _grid_of(x, g, grid)
+    kernels.direct_conv_pool(grid, (n, hs, ws, *g.out_hw), tap_offsets(g, ws), kernels.tap_weights(weight),
                              c_out, bias, pool, nhwc_view(y), nhwc_view(idx), tile=tile, relu=relu)
     return y, idx
 
@@ -96,9 +120,11 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, x_hw: tuple[int, in
 
 
 def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile: int = -1,
-                idx: torch.Tensor | None = None, pool: tuple[int, int] = (1, 1)) -> torch.Tensor:
-    """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (rebuilt here from x); `tile`: a
-    variant of `kernels.direct_tiles("weight_grad")`, -1 built-in. With `idx` (`forward_pool`'s arg-max taps),
+                idx: torch.Tensor | None = None, pool: tuple[int, int] = (1, 1),
+                grid: torch.Tensor | None = None) -> torch.Tensor:
+    """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (`grid`, the forward's `x_grid(x, g)`
+    when the caller kept it, else rebuilt here from x); `tile`: a variant of `kernels.direct_tiles("weight_grad")`,
+    -1 built-in. With `idx` (`forward_pool`'s arg-max taps),
     grad_out is the gradient of the conv's max pooled output, expanded inside the kernel (`pooled_usable`).
 
     Shape:
@@ -114,7 +140,8 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile
         dense, idx = _pooled_operands(grad_out, idx)
     elif c_pad != c_out or not dense.is_contiguous():
         dense = kernels.to_grid(grad_out, 0, n * ho * wo, ho, wo, channels=c_pad).view(n, ho, wo, c_pad)
-    dw = kernels.direct_weight_grad(_x_grid(x, g), dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
+    grid = _grid_of(x, g, grid)
+    dw = kernels.direct_weight_grad(grid, dense, (n, hs, ws, *g.out_hw), tap_offsets(g, ws),
                                     tile=tile, idx=idx, pool=pool)  # (kH*kW, C_in, C_out')
     return dw[:, :, :c_out].reshape(kh, kw, c_in, c_out).permute(3, 2, 0, 1).contiguous()
 

@@ -147,6 +147,87 @@ def test_the_first_layer_needs_only_the_weight_and_bias_gradients():
     torch.testing.assert_close(got[1], want[1], rtol=1e-6, atol=1e-6)
 
 
+def registered_op_path(monkeypatch):
+    """Within the test, conv2d_max_pool goes through the registered ops (`eager_fast_path` says no)."""
+    monkeypatch.setattr(conv_pool, "eager_fast_path", lambda *tensors: False)
+
+
+@pytest.mark.parametrize("x_grad", [True, False], ids=["x-grad", "images"])
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
+@pytest.mark.parametrize(("n", "c_in", "h", "w", "c_out", "pool", "padding", "dilation"), CASES, ids=IDS)
+def test_the_eager_path_gives_the_registered_ops_results(n, c_in, h, w, c_out, pool, padding, dilation, relu, x_grad,
+                                                         monkeypatch):
+    """The eager fast path (`_EagerConvPool`: the CPU kernels without the dispatcher, x's grid kept for the weight
+    gradient) and the registered ops give the same output and gradients, bit for bit."""
+    require_kernels()
+    x, weight, bias = operands(n, c_in, h, w, c_out)
+    x.requires_grad_(x_grad)
+    inputs = (x, weight, bias) if x_grad else (weight, bias)
+    results = []
+    for eager in (True, False):
+        if not eager:
+            registered_op_path(monkeypatch)
+        y = conv2d_max_pool(x, weight, bias, padding, dilation, pool, relu)
+        assert ("_EagerConvPool" in type(y.grad_fn).__name__) == eager
+        upstream = torch.linspace(-1, 1, y.numel()).view_as(y)
+        results.append((y.detach(), *torch.autograd.grad(y, inputs, upstream)))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_the_eager_backward_reuses_the_forward_grid(monkeypatch):
+    """The fast path's weight gradient reads the grid its forward laid x out on: the backward lays out nothing of x
+    (the registered ops' backward builds it again), and what it saved is that grid, of which x is a view."""
+    require_kernels()
+    x, weight, bias = operands(2, 16, 8, 8, 32)
+    laid_out = []
+    to_grid = kernels.to_grid
+    monkeypatch.setattr(kernels, "to_grid", lambda t, *a, **kw: laid_out.append(t.shape) or to_grid(t, *a, **kw))
+    counts = []
+    for eager in (True, False):
+        if not eager:
+            registered_op_path(monkeypatch)
+        y = conv2d_max_pool(x, weight, bias, "same", 1, 2, True)
+        if eager:
+            grid = y.grad_fn.saved_tensors[0]
+            g = conv_geometry(x, weight, bias, 1, "same", 1)
+            assert torch.equal(grid, grid_direct.x_grid(x.detach(), g))
+            seen = grid_direct.x_from_grid(grid, tuple(x.shape), g)
+            assert torch.equal(seen, x.detach())
+            assert seen.untyped_storage().data_ptr() == grid.untyped_storage().data_ptr()
+        laid_out.clear()
+        y.sum().backward()
+        counts.append(laid_out.count(x.shape))
+    assert counts == [0, 1]
+
+
+def test_the_registered_op_runs_where_the_dispatcher_is_watched():
+    """Where something watches or transforms the dispatcher (a dispatch mode here; the profiler, torch.compile,
+    torch.func alike) the fused conv goes through its registered op, so that it sees `cnnexp::conv2d_max_pool`."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    require_kernels()
+
+    class Names(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x, weight, bias = operands(2, 3, 8, 8, 16)
+    assert conv_pool.eager_fast_path(x, weight, bias)
+    with Names() as names:
+        assert not conv_pool.eager_fast_path(x, weight, bias)
+        conv2d_max_pool(x, weight, bias, "same", 1, 2, True).sum().backward()
+    assert {"cnnexp.conv2d_max_pool.default", "cnnexp.max_pool_conv2d_weight_grad.default"} <= names.seen
+    with torch.profiler.profile():
+        assert not conv_pool.eager_fast_path(x, weight, bias)
+    assert not conv_pool.eager_fast_path(x.double(), weight.double(), bias.double())
+
+
 def test_arg_max_bytes_name_the_first_maximum_and_scatter_back():
     """The arg-max byte of each window is the row-major index of its first maximum, and the scatter puts the
     gradient there (zeros on the dropped last row); with ReLU a maximum <= 0 becomes 0 with the byte CLIPPED,

@@ -250,7 +250,7 @@ def test_the_compiled_layouts_equal_the_pytorch_ones(n, c, h, w, c_out, pads):
     span, c_pad = tap_span(g, ws), kernels.padded_channels(c_out)
     x = torch.randn(n, c, h, w)
     for images in (x, x.contiguous(memory_format=torch.channels_last)):
-        assert torch.equal(grid_direct._x_grid(images, g), grid_input(images, g))
+        assert torch.equal(grid_direct.x_grid(images, g), grid_input(images, g))
     for grad in (torch.randn(n, c_out, *g.out_hw), torch.ones(1, 1, 1, 1).expand(n, c_out, *g.out_hw)):
         want = grad_grid(grad, (hs, ws), off, span, channels=c_pad)
         assert torch.equal(kernels.to_grid(grad, span, want.shape[0], hs, ws, channels=c_pad), want)
