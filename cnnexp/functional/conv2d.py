@@ -85,8 +85,10 @@ def _candidates(direction: str, geom: WindowGeometry, native: bool,
             found["direct"] = (grid_direct, {})
             vecs = kernels.padded_channels(out_channels) // kernels.vec_width()
             rows_of_three = geom.kernel[1] % 3 == 0 and geom.dilation[1] == 1
+            taps = geom.kernel[0] * geom.kernel[1]
             for i, (r, v, kw) in enumerate(kernels.direct_tiles(_TILE_TABLE[direction])):
-                if vecs % v == 0 and (kw == 1 or rows_of_three):
+                # kw: 1, 3 (a kernel row of three taps), or more (all the kernel's taps at once; native/grid_conv.cpp)
+                if vecs % v == 0 and (kw == 1 or (rows_of_three if kw == 3 else kw == taps)):
                     found[f"direct:{r}x{v}x{kw}"] = (grid_direct, {"tile": i})
     return found
 

@@ -235,6 +235,39 @@ def test_every_register_tile_variant_gives_the_built_in_tiles_result(c_out):
                 torch.testing.assert_close(run(t), ref, rtol=1e-5, atol=1e-4, msg=f"{which} tile {variants[t]}")
 
 
+@pytest.mark.parametrize(("kernel", "dilation"), [((3, 3), 2), ((5, 5), 1), ((1, 3), 1)], ids=str)
+def test_the_all_taps_weight_gradient_tile_runs_any_offsets_of_its_tap_count(kernel, dilation):
+    """The weight-gradient tiles with KW > 3 take all KW taps of the kernel at once, at any offsets (a dilated 3x3
+    kernel, where the kernel-row tiles refuse), and refuse another tap count; the planner offers them likewise."""
+    from cnnexp.functional.conv2d import _candidates
+    from cnnexp.functional.geometry import conv_geometry
+    from cnnexp.functional.grid_gemm import grid_dims, grid_input, tap_offsets
+
+    require_kernels()
+    x, w = torch.randn(2, 3, 9, 10), torch.randn(16, 3, *kernel)
+    geom = conv_geometry(x, w, None, 1, "same", dilation, op="conv2d")
+    hs, ws, _ = grid_dims(geom)
+    buf, grid, offsets = grid_input(x, geom), (2, hs, ws, *geom.out_hw), tap_offsets(geom, ws)
+    grad = torch.randn(2, *geom.out_hw, kernels.padded_channels(16))
+    want = kernels.direct_weight_grad(buf, grad, grid, offsets)
+    offered = _candidates("weight_grad", geom, True, 16)
+    ran = 0
+    for t, (r, v, kw) in enumerate(kernels.direct_tiles("weight_grad")):
+        if kw <= 3:
+            continue
+        if kw == kernel[0] * kernel[1]:
+            got = kernels.direct_weight_grad(buf, grad, grid, offsets, tile=t)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+            ran += 1
+        else:
+            with pytest.raises(ValueError, match="cannot run"):
+                kernels.direct_weight_grad(buf, grad, grid, offsets, tile=t)
+        assert (f"direct:{r}x{v}x{kw}" in offered) == (kw == kernel[0] * kernel[1])
+    assert ran == (kernel == (3, 3))
+    if dilation > 1:  # the kernel-row tiles need consecutive offsets
+        assert not any(name.endswith("x3") for name in offered)
+
+
 @pytest.mark.parametrize("n, c, h, w, c_out, pads", [(2, 3, 7, 9, 5, (1, 1, 1, 1)), (3, 16, 8, 8, 32, (1, 1, 1, 1)),
                                                      (1, 8, 5, 6, 8, (0, 0, 0, 0)), (2, 17, 6, 5, 20, (2, 2, 1, 1))])
 def test_the_compiled_layouts_equal_the_pytorch_ones(n, c, h, w, c_out, pads):

@@ -149,8 +149,8 @@ static int64_t dw_chunk(const Grid& grid) { return std::max<int64_t>(1, 256 / gr
 // over input columns u = x + j: input pixel u meets g[u - j] for tap j, so a window of the last KW gradient
 // vectors slides along the row and one broadcast input value feeds KW*V multiply-adds.
 template <int RC, int V, int KW>
-static inline void dw_tile(const float* in, int64_t C, const float* g, int64_t CoP, int64_t t_off, int64_t c0,
-                           int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
+static inline void dw_tile_row(const float* in, int64_t C, const float* g, int64_t CoP, int64_t t_off, int64_t c0,
+                               int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
     vf acc[KW][RC][V] = {};
     for (int64_t s = s0; s < s1; ++s) {
         const float* xp = in + (grid.row(s) + t_off) * C + c0;
@@ -181,13 +181,58 @@ static inline void dw_tile(const float* in, int64_t C, const float* g, int64_t C
             }
 }
 
+// All T taps at once, at any offsets (T*RC*V accumulators; the first layer's 3x3 kernel on 3 channels fills 27
+// registers): per pixel one load of its gradient vectors feeds T*RC multiply-adds whose input values are broadcast
+// straight from the grid, with no window to shift and no pass over the pixels per kernel row. For few input
+// channels, where a kernel-row tile has few accumulators per gradient load.
+template <int RC, int V, int T>
+static inline void dw_tile_taps(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off,
+                                int64_t c0, int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw) {
+    vf acc[T][RC][V] = {};
+    for (int64_t s = s0; s < s1; ++s) {
+        const float* xt[T];  // each tap's input pixel: one pointer a tap, the channels at fixed displacements
+        for (int t = 0; t < T; ++t) xt[t] = in + (grid.row(s) + off[t]) * C + c0;
+        const float* gp = g + (s - s0) * grid.wo * CoP + co;
+        for (int64_t u = 0; u < grid.wo; ++u, gp += CoP) {
+            vf gv[V];
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v) gv[v] = load(gp + v * VEC);
+#pragma GCC unroll 32
+            for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 8
+                for (int r = 0; r < RC; ++r) {
+                    const float xs = xt[t][r];
+#pragma GCC unroll 8
+                    for (int v = 0; v < V; ++v) acc[t][r][v] += xs * gv[v];
+                }
+                xt[t] += C;
+            }
+        }
+    }
+    for (int t = 0; t < T; ++t)
+        for (int r = 0; r < RC; ++r)
+            for (int v = 0; v < V; ++v) {
+                float* d = dw + (t * C + c0 + r) * CoP + co + v * VEC;
+                store(d, load(d) + acc[t][r][v], VEC);
+            }
+}
+
+// One weight-gradient tile: KW = 1 or 3, the taps of a kernel row from off_t on (`dw_tile_row`); KW > 3, all KW
+// taps of the kernel (`dw_tile_taps`). dw_t: the tile's first tap's gradient.
+template <int RC, int V, int KW>
+static inline void dw_tile(const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off_t, int64_t c0,
+                           int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
+    if constexpr (KW <= 3) dw_tile_row<RC, V, KW>(in, C, g, CoP, off_t[0], c0, co, grid, s0, s1, dw_t);
+    else dw_tile_taps<RC, V, KW>(in, C, g, CoP, off_t, c0, co, grid, s0, s1, dw_t);
+}
+
 // The last rc < RC input channels: dw_tile<rc, V, KW>, picked at run time among 1..RC-1.
 template <int RC, int V, int KW>
-static inline void dw_tail(int rc, const float* in, int64_t C, const float* g, int64_t CoP, int64_t t_off, int64_t c0,
-                           int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
+static inline void dw_tail(int rc, const float* in, int64_t C, const float* g, int64_t CoP, const int64_t* off_t,
+                           int64_t c0, int64_t co, const Grid& grid, int64_t s0, int64_t s1, float* dw_t) {
     if constexpr (RC > 1) {
-        if (rc == RC - 1) dw_tile<RC - 1, V, KW>(in, C, g, CoP, t_off, c0, co, grid, s0, s1, dw_t);
-        else dw_tail<RC - 1, V, KW>(rc, in, C, g, CoP, t_off, c0, co, grid, s0, s1, dw_t);
+        if (rc == RC - 1) dw_tile<RC - 1, V, KW>(in, C, g, CoP, off_t, c0, co, grid, s0, s1, dw_t);
+        else dw_tail<RC - 1, V, KW>(rc, in, C, g, CoP, off_t, c0, co, grid, s0, s1, dw_t);
     }
 }
 
@@ -206,8 +251,8 @@ static void dw_rows(const float* in, int64_t C, const float* g, const PooledGrad
             float* dw_t = dw + (int64_t)t * C * CoP;
             for (int64_t co = 0; co + V * VEC <= CoP; co += V * VEC) {
                 int64_t c = 0;
-                for (; c + RC <= C; c += RC) dw_tile<RC, V, KW>(in, C, gq, CoP, off[t], c, co, grid, q0, q1, dw_t);
-                if (c < C) dw_tail<RC, V, KW>((int)(C - c), in, C, gq, CoP, off[t], c, co, grid, q0, q1, dw_t);
+                for (; c + RC <= C; c += RC) dw_tile<RC, V, KW>(in, C, gq, CoP, off + t, c, co, grid, q0, q1, dw_t);
+                if (c < C) dw_tail<RC, V, KW>((int)(C - c), in, C, gq, CoP, off + t, c, co, grid, q0, q1, dw_t);
             }
         }
     }
@@ -233,10 +278,12 @@ static void dw_parallel(const float* in, int64_t C, const float* g, const Pooled
 // differs between CPUs (32 vector registers with AVX-512, 16 with AVX2; how cheaply spilled accumulators are
 // renamed differs between cores), so no single tile is best everywhere. Larger tiles need fewer loads per
 // multiply-add, smaller ones never spill. Each list is one home: the table the library reports and the
-// instantiations it dispatches to come from the same macro.
+// instantiations it dispatches to come from the same macro. KW is 1, 3 (a kernel row of three taps), or larger: all
+// KW taps of a kernel at once (the weight gradient's (3, 1, 9): a 3x3 kernel on 3 input channels).
 #define CONV_TILES(X) X(6, 4, 1) X(4, 4, 1) X(12, 2, 3) X(8, 2, 3) X(12, 2, 1) X(6, 2, 1) X(24, 1, 3) X(12, 1, 3) \
     X(24, 1, 1) X(8, 1, 1)
-#define DW_TILES(X) X(6, 4, 1) X(3, 4, 1) X(12, 2, 1) X(6, 2, 1) X(8, 1, 3) X(4, 1, 3) X(24, 1, 1) X(12, 1, 1)
+#define DW_TILES(X) X(6, 4, 1) X(3, 4, 1) X(12, 2, 1) X(6, 2, 1) X(8, 1, 3) X(4, 1, 3) X(24, 1, 1) X(12, 1, 1) \
+    X(3, 1, 9)
 #define TILE_ROW(a, b, c) {a, b, c},
 static const int CONV_TILE_TABLE[][3] = {CONV_TILES(TILE_ROW)};
 static const int DW_TILE_TABLE[][3] = {DW_TILES(TILE_ROW)};
@@ -244,9 +291,11 @@ static const int DW_TILE_TABLE[][3] = {DW_TILES(TILE_ROW)};
 constexpr int N_CONV_TILES = sizeof(CONV_TILE_TABLE) / sizeof(CONV_TILE_TABLE[0]);
 constexpr int N_DW_TILES = sizeof(DW_TILE_TABLE) / sizeof(DW_TILE_TABLE[0]);
 
-// Can tile `t` of `table` run this conv? V must divide the output vectors; KW = 3 needs kernel rows of three.
-static bool tile_fits(const int (*table)[3], int t, int64_t vecs, bool rows3) {
-    return vecs % table[t][1] == 0 && (table[t][2] == 1 || rows3);
+// Can tile `t` of `table` run this conv of T taps? V must divide the output vectors; KW = 3 needs kernel rows of
+// three, KW > 3 (all taps at once) exactly KW taps.
+static bool tile_fits(const int (*table)[3], int t, int64_t vecs, bool rows3, int T) {
+    const int kw = table[t][2];
+    return vecs % table[t][1] == 0 && (kw == 1 || (kw == 3 ? rows3 : kw == T));
 }
 
 // The built-in choice (no planning): register tiles of R*V accumulators (+ KW*V weight vectors + 1 broadcast)
@@ -281,7 +330,7 @@ static int resolve_conv_tile(const int64_t* off, int T, int64_t CoP, int tile) {
     const int64_t vecs = CoP / VEC;
     const bool rows3 = rows_of_three(off, T);
     if (tile < 0) tile = default_conv_tile(vecs, rows3);
-    return tile < N_CONV_TILES && tile_fits(CONV_TILE_TABLE, tile, vecs, rows3) ? tile : -1;
+    return tile < N_CONV_TILES && tile_fits(CONV_TILE_TABLE, tile, vecs, rows3, T) ? tile : -1;
 }
 
 // The weight-gradient tile to run: `tile`, or the built-in choice when it is negative; -1 when it cannot run.
@@ -289,7 +338,7 @@ static int resolve_dw_tile(const int64_t* off, int T, int64_t CoP, int tile) {
     const int64_t vecs = CoP / VEC;
     const bool rows3 = rows_of_three(off, T);
     if (tile < 0) tile = default_dw_tile(vecs, rows3);
-    return tile < N_DW_TILES && tile_fits(DW_TILE_TABLE, tile, vecs, rows3) ? tile : -1;
+    return tile < N_DW_TILES && tile_fits(DW_TILE_TABLE, tile, vecs, rows3, T) ? tile : -1;
 }
 
 extern "C" {
