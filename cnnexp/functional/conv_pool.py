@@ -288,10 +288,10 @@ conv2d_max_pool_op.register_autograd(_backward, setup_context=_setup_context)
 class _EagerConvPool(torch.autograd.Function):
     """`conv2d_max_pool_op` and its backward (the same CPU kernels, the same planned paths, the same results), called
     straight from a plain autograd Function where `eager_fast_path` allows it. Through the dispatcher, a custom op
-    and its two gradient ops cost about a third of a millisecond a layer in fixed Python (argument defaults, alias
-    checks, redispatch), paid in every training step of the lecture model. It also keeps x's grid from the forward
-    for the weight gradient, and saves it instead of x (x is a view of it: `grid_direct.x_from_grid`), so the
-    backward does not lay x out again."""
+    and its two gradient ops add fixed Python a layer (argument defaults, alias checks, redispatch; docs/benchmarks.md
+    has the cost), paid in every training step of the lecture model. It also keeps x's grid from the forward for the
+    weight gradient, and saves it instead of x (x is a view of it: `grid_direct.x_from_grid`), so the backward does
+    not lay x out again."""
 
     @staticmethod
     def forward(ctx: Any, x, weight, bias, geom: WindowGeometry, pool: tuple[int, int], relu: bool):

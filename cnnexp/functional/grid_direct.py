@@ -9,9 +9,9 @@ blocked im2col and a GEMM, and outputs and gradients are dense channels-last ten
     dL/dx       = the forward applied to G on the grid, with the flipped, transposed kernel (full correlation)
 
 Each direction builds its own grid (the weight gradient rebuilds x's unless the caller kept the forward's: `x_grid`,
-`x_from_grid`), so any two paths mix freely. The grids and
-the kernel's weight layout are written by the compiled library too (`kernels.to_grid`, `kernels.tap_weights`), in
-one pass each: with PyTorch ops they took most of a small convolution's time.
+`x_from_grid`), so any two paths mix freely. The grids and the kernel's weight layout are written by the compiled
+library too (`kernels.to_grid`, `kernels.tap_weights`), in one pass each: with PyTorch ops they took most of a small
+convolution's time.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def weight_grad(x: torch.Tensor, grad_out: torch.Tensor, g: WindowGeometry, tile
                 grid: torch.Tensor | None = None) -> torch.Tensor:
     """dL/dW: the kernel's weight-gradient sum over the padded input grid of x (`grid`, the forward's `x_grid(x, g)`
     when the caller kept it, else rebuilt here from x); `tile`: a variant of `kernels.direct_tiles("weight_grad")`,
-    -1 built-in. With `idx` (`forward_pool`'s arg-max taps),
-    grad_out is the gradient of the conv's max pooled output, expanded inside the kernel (`pooled_usable`).
+    -1 built-in. With `idx` (`forward_pool`'s arg-max taps), grad_out is the gradient of the conv's max pooled
+    output, expanded inside the kernel (`pooled_usable`).
 
     Shape:
         x: `(N, C_in, H, W)`; grad_out: `(N, C_out, H_out, W_out)`, or with idx `(N, C_out, H_out // pH,
